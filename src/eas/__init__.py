@@ -1,0 +1,32 @@
+"""eas: the Entropy Area Score of reasoning traces, and data selection with it.
+
+Quick use::
+
+    from eas import EASConfig, Record, load_backend, score_records
+
+    backend = load_backend("embedded")
+    rows = list(score_records([Record("q1", "What is 2+3?", "2+3=5. \\\\boxed{5}")], backend))
+"""
+
+from eas.config import EASConfig, EngineConfig
+from eas.io import FieldMap, ResultWriter, read_records
+from eas.records import InputError, Record, RecordError
+from eas.scoring import RESULT_COLUMNS, ScoreError, load_backend, score_records
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "EASConfig",
+    "EngineConfig",
+    "FieldMap",
+    "InputError",
+    "Record",
+    "RecordError",
+    "ResultWriter",
+    "ScoreError",
+    "__version__",
+    "load_backend",
+    "read_records",
+    "score_records",
+]

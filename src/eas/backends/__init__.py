@@ -1,0 +1,1 @@
+"""Backends turn encoded records into entropies and log-probabilities; see ``base``."""

@@ -1,0 +1,44 @@
+"""The Backend protocol: what every model runtime provides to the scorer.
+
+A backend measures; it never computes the per-record figures (``eas.metrics`` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from eas.probes import EncodedRecord
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a backend measured on one record.
+
+    Attributes:
+        probe_entropies: ``(T-1,)`` H_t in bits for t = 1 .. T-1.
+        token_logprobs: ``(R,)`` natural-log probability of each response token.
+        token_entropies: ``(R,)`` bits, entropy of the distribution predicting each token.
+    """
+
+    probe_entropies: np.ndarray
+    token_logprobs: np.ndarray
+    token_entropies: np.ndarray
+
+
+class Backend(Protocol):
+    """A model runtime that can measure encoded records."""
+
+    tokenizer: Any
+    max_context: int | None
+
+    def describe(self) -> dict[str, Any]:
+        """Model name, device, dtype: what a results manifest should record."""
+        ...
+
+    def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
+        """Measure every record of ``batch``; one Measurement per record, same order."""
+        ...

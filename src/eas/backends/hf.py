@@ -1,0 +1,278 @@
+"""In-process transformers backend: exact full-vocabulary entropies, packed probes.
+
+The packed method (ARCHITECTURE.md, "The core algorithm"):
+
+1. The records of a batch are laid end to end in one sequence (block-diagonal causal
+   attention, positions restarting per record) and prefilled in segments; the prefill
+   fills the KV cache and yields the response tokens' own log-probs and entropies.
+2. Probes go in chunks: each probe is its suffix tokens, positioned right after x_t,
+   attending to its record's cache up to x_t and to its own earlier suffix tokens (a
+   staircase mask). Logits are computed only for each probe's last suffix token.
+3. The probe entries are cropped from the cache after each chunk.
+
+The naive method runs one forward pass per probe; it is the reference the tests use.
+
+Deliberate limits: models with sliding-window or non-attention layers (the cache cannot
+be cropped and re-masked freely) are scored with the naive method only.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from eas.backends.base import Measurement
+from eas.config import EngineConfig
+from eas.entropy import entropy_bits_from_logits, logprobs_and_entropy_from_logits
+from eas.probes import EncodedRecord, prefill_mask, staircase_mask
+
+log = logging.getLogger(__name__)
+
+# Rows of full-vocabulary logits turned into entropies at once (bounds float32 copies).
+_ENTROPY_ROWS = 512
+
+
+def _require_torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("the hf backend needs PyTorch: pip install 'torch>=2.4'") from exc
+    return torch
+
+
+def resolve_device(device: str) -> str:
+    torch = _require_torch()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    torch = _require_torch()
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}: use float32, bfloat16, float16 or auto") from None
+
+
+def packed_unsupported_reason(config: Any) -> str | None:
+    """Why the packed method cannot run this architecture, or None when it can."""
+    layer_types = getattr(config, "layer_types", None) or []
+    if any(t != "full_attention" for t in layer_types):
+        return f"layer types {sorted(set(layer_types))} (only full attention can be re-masked)"
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        return f"sliding-window attention (window {config.sliding_window})"
+    impl = getattr(config, "_attn_implementation", None)
+    if impl and impl.startswith("flash"):
+        return f"attention implementation {impl!r} takes no 4-D mask (load with sdpa or eager)"
+    return None
+
+
+def _returned_cache(output: Any) -> Any:
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+class HFBackend:
+    """Measures records with a transformers causal LM held in this process."""
+
+    def __init__(self, model: Any, tokenizer: Any, engine: EngineConfig | None = None, name: str | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.engine = engine or EngineConfig()
+        self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        self.device = next(model.parameters()).device
+        self.max_context = getattr(model.config, "max_position_embeddings", None)
+        # transformers 5.x renamed the forward's `past_key_values` to `cache`.
+        params = inspect.signature(model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        reason = packed_unsupported_reason(model.config)
+        if reason and self.engine.method == "packed":
+            raise ValueError(f"the packed method does not support {reason}; use method='naive' (--method naive)")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str = "embedded",
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        engine: EngineConfig | None = None,
+    ) -> HFBackend:
+        """Load a model: ``"embedded"`` (SmolLM2-135M-Instruct), a local path or a model id.
+
+        Weights are loaded from safetensors only; ``trust_remote_code`` stays off unless
+        asked for.
+        """
+        torch = _require_torch()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = name_or_path
+        if name_or_path == "embedded":
+            from eas.backends.embedded import embedded_model_dir
+
+            path = str(embedded_model_dir())
+        device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, device)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=torch_dtype,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=True,
+            attn_implementation="sdpa",
+        ).to(device)
+        del torch
+        return cls(model, tokenizer, engine, name=name_or_path)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "hf",
+            "model": self.name,
+            "device": str(self.device),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "method": self.engine.method,
+            "vocab_size": int(self.model.config.vocab_size),
+        }
+
+    # -- public -------------------------------------------------------------------------
+
+    def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
+        torch = _require_torch()
+        with torch.inference_mode():
+            if self.engine.method == "naive":
+                return [self._measure_naive(e) for e in batch]
+            return self._measure_packed(list(batch))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _attention_mask(self, mask: Any) -> Any:
+        """Boolean mask (True = attend) in the form the attention implementation takes."""
+        if self.model.config._attn_implementation in ("sdpa", "flex_attention"):
+            return mask
+        torch = _require_torch()
+        dtype = self.model.dtype
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+
+    def _token_stats(self, logits: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Log-probs of ``targets`` and entropies, a slice of rows at a time."""
+        lps, hs = [], []
+        for a in range(0, logits.shape[0], _ENTROPY_ROWS):
+            lp, h = logprobs_and_entropy_from_logits(logits[a : a + _ENTROPY_ROWS], targets[a : a + _ENTROPY_ROWS])
+            lps.append(lp.double().cpu().numpy())
+            hs.append(h.double().cpu().numpy())
+        if not lps:
+            return np.zeros(0), np.zeros(0)
+        return np.concatenate(lps), np.concatenate(hs)
+
+    def _probe_entropies(self, logits: Any) -> np.ndarray:
+        out = [
+            entropy_bits_from_logits(logits[a : a + _ENTROPY_ROWS]) for a in range(0, logits.shape[0], _ENTROPY_ROWS)
+        ]
+        return np.concatenate([h.double().cpu().numpy() for h in out]) if out else np.zeros(0)
+
+    # -- naive reference ----------------------------------------------------------------
+
+    def _measure_naive(self, enc: EncodedRecord) -> Measurement:
+        torch = _require_torch()
+        full = torch.tensor([enc.prompt_ids + enc.response_ids], device=self.device)
+        p = len(enc.prompt_ids)
+        logits = self.model(input_ids=full).logits[0, p - 1 : -1]  # (R, V)
+        token_lp, token_h = self._token_stats(logits, full[0, p:])
+        probe_h = []
+        for t in range(1, enc.answer_end):
+            ids = torch.tensor([enc.probe_context(t)], device=self.device)
+            last = self.model(input_ids=ids, logits_to_keep=1).logits[0, -1:]  # (1, V)
+            probe_h.append(self._probe_entropies(last))
+        probes = np.concatenate(probe_h) if probe_h else np.zeros(0)
+        return Measurement(probes, token_lp, token_h)
+
+    # -- packed -------------------------------------------------------------------------
+
+    def _measure_packed(self, encs: list[EncodedRecord]) -> list[Measurement]:
+        torch = _require_torch()
+        dev = self.device
+        starts = np.cumsum([0] + [e.context_length for e in encs])
+        n_total = int(starts[-1])
+        ids = torch.tensor([i for e in encs for i in e.prompt_ids + e.response_ids], device=dev)
+        pos = torch.cat([torch.arange(e.context_length, device=dev) for e in encs])
+        doc = torch.cat([torch.full((e.context_length,), k, device=dev) for k, e in enumerate(encs)])
+
+        # Rows whose logits predict a response token: record k, positions P-1 .. P+R-2.
+        predict = torch.cat(
+            [
+                torch.arange(len(e.prompt_ids) - 1, e.context_length - 1, device=dev) + int(starts[k])
+                for k, e in enumerate(encs)
+            ]
+        )
+        cache = None
+        token_lp, token_h = [], []
+        for a in range(0, n_total, self.engine.prefill_chunk):
+            b = min(n_total, a + self.engine.prefill_chunk)
+            keep = predict[(predict >= a) & (predict < b)]
+            mask = None if len(encs) == 1 else self._attention_mask(prefill_mask(doc, a, b))
+            out = self.model(
+                input_ids=ids[None, a:b],
+                position_ids=pos[None, a:b],
+                attention_mask=mask,
+                use_cache=True,
+                logits_to_keep=keep - a,
+                **({self._cache_kwarg: cache} if cache is not None else {}),
+            )
+            cache = _returned_cache(out)
+            lp, h = self._token_stats(out.logits[0], ids[keep + 1])
+            token_lp.append(lp)
+            token_h.append(h)
+        all_lp, all_h = np.concatenate(token_lp), np.concatenate(token_h)
+
+        probe_h = self._run_probes(encs, starts, cache, n_total)
+
+        results, r0 = [], 0
+        for k, e in enumerate(encs):
+            r = len(e.response_ids)
+            results.append(Measurement(probe_h[k], all_lp[r0 : r0 + r], all_h[r0 : r0 + r]))
+            r0 += r
+        return results
+
+    def _run_probes(
+        self, encs: list[EncodedRecord], starts: np.ndarray, cache: Any, cache_len: int
+    ) -> list[np.ndarray]:
+        torch = _require_torch()
+        dev = self.device
+        probes = [(k, t) for k, e in enumerate(encs) for t in range(1, e.answer_end)]
+        entropies: list[list[np.ndarray]] = [[] for _ in encs]
+        for c in range(0, len(probes), self.engine.chunk_size):
+            chunk = probes[c : c + self.engine.chunk_size]
+            ids, pos, ctx_start, ctx_stop, probe_start, last = [], [], [], [], [], []
+            for k, t in chunk:
+                e = encs[k]
+                s, p = len(e.suffix_ids), len(e.prompt_ids)
+                q0 = len(ids)
+                ids += e.suffix_ids
+                pos += range(p + t, p + t + s)
+                ctx_start += [int(starts[k])] * s
+                ctx_stop += [int(starts[k]) + p + t] * s
+                probe_start += [q0] * s
+                last.append(q0 + s - 1)
+            as_long = lambda xs: torch.tensor(xs, dtype=torch.long, device=dev)  # noqa: E731
+            mask = staircase_mask(as_long(ctx_start), as_long(ctx_stop), as_long(probe_start), cache_len)
+            out = self.model(
+                input_ids=as_long(ids)[None],
+                position_ids=as_long(pos)[None],
+                attention_mask=self._attention_mask(mask),
+                use_cache=True,
+                **{self._cache_kwarg: cache},
+                logits_to_keep=as_long(last),
+            )
+            h = self._probe_entropies(out.logits[0])  # (n_chunk,)
+            cache.crop(-len(ids))  # negative: drop this many entries (transformers 4.x and 5.x)
+            for (k, _), value in zip(chunk, h, strict=True):
+                entropies[k].append(value)
+        return [np.asarray(v, dtype=np.float64) for v in entropies]

@@ -1,0 +1,73 @@
+"""Settings of a scoring run, one frozen dataclass per concern; defaults live here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Method = Literal["packed", "naive"]
+End = Literal["answer", "response"]
+
+
+@dataclass(frozen=True)
+class EASConfig:
+    """What is measured (the metric's definition).
+
+    Attributes:
+        trigger: answer-forcing suffix appended to every probe context.
+        answer_prefix_tokens: L-1, how many leading tokens of the ground-truth answer
+            follow the trigger (0: none, no ground truth needed).
+        end: ``"answer"`` (the paper): x_T is the token holding the last character of
+            the last ``\\boxed{...}`` content. ``"response"``: x_T is the response's
+            last token, for traces without a boxed answer (a deviation from the paper).
+        use_chat_template: render the prompt with the tokenizer's chat template.
+        hes_fraction: share of highest-entropy response tokens summed by HES.
+        trajectory: also return the per-position entropies H_1 .. H_{T-1}.
+    """
+
+    trigger: str = "\\boxed{"
+    answer_prefix_tokens: int = 0
+    end: End = "answer"
+    use_chat_template: bool = True
+    hes_fraction: float = 0.005
+    trajectory: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.trigger:
+            raise ValueError("trigger must not be empty")
+        if self.answer_prefix_tokens < 0:
+            raise ValueError("answer_prefix_tokens must be >= 0")
+        if self.end not in ("answer", "response"):
+            raise ValueError(f"end must be 'answer' or 'response', not {self.end!r}")
+        if not 0 < self.hes_fraction <= 1:
+            raise ValueError("hes_fraction must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How it is computed (never changes the numbers beyond float rounding).
+
+    Attributes:
+        method: ``"packed"`` (KV cache + staircase-masked probe chunks) or ``"naive"``
+            (one forward pass per probe; the reference).
+        chunk_size: probes per forward pass in the packed method; bounds memory.
+        batch_tokens: records shorter than this are packed together into one sequence
+            (block-diagonal attention) up to this many tokens; 0 scores each alone.
+        prefill_chunk: the prefill runs in segments of this many tokens, so full-vocab
+            logits never exist for more than this many positions at once.
+    """
+
+    method: Method = "packed"
+    chunk_size: int = 256
+    batch_tokens: int = 2048
+    prefill_chunk: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.method not in ("packed", "naive"):
+            raise ValueError(f"method must be 'packed' or 'naive', not {self.method!r}")
+        if self.chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        if self.batch_tokens < 0:
+            raise ValueError("batch_tokens must be >= 0")
+        if self.prefill_chunk < 1:
+            raise ValueError("prefill_chunk must be >= 1")

@@ -1,0 +1,251 @@
+"""Records in (JSONL, Parquet, CSV), results and errors out (JSONL or Parquet).
+
+Reading never stops at a bad row: a row that cannot become a ``Record`` is yielded as a
+``RecordError`` carrying its id (or row index) and the reason. File-level problems (a
+missing file, an unknown extension, a mapped field that the file does not have) raise
+``InputError`` before anything is scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eas.records import InputError, Record, RecordError
+
+INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".csv": "csv"}
+OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Names of the input fields holding each part of a record."""
+
+    id: str = "id"
+    prompt: str = "prompt"
+    response: str = "response"
+    answer: str = "answer"
+
+    def required(self) -> tuple[str, ...]:
+        return (self.prompt, self.response)
+
+
+def _format(path: Path, formats: dict[str, str], what: str) -> str:
+    fmt = formats.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unknown {what} format {path.suffix!r} (use one of {', '.join(sorted(formats))})")
+    return fmt
+
+
+def _check_fields(path: Path, present: set[str], fields: FieldMap, id_given: bool) -> None:
+    wanted = list(fields.required()) + ([fields.id] if id_given else [])
+    missing = [f for f in wanted if f not in present]
+    if missing:
+        raise InputError(
+            f"{path}: no field {', '.join(map(repr, missing))} (fields found: {', '.join(sorted(present))})"
+        )
+
+
+def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+    index = 0
+    with path.open("rb") as f:
+        for raw in f:
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                yield index, RecordError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})", index)
+            except json.JSONDecodeError as exc:
+                yield index, RecordError(f"line is not valid JSON ({exc.msg} at column {exc.colno})", index)
+            else:
+                if isinstance(row, dict):
+                    yield index, row
+                else:
+                    yield index, RecordError(f"line holds a JSON {type(row).__name__}, not an object", index)
+            index += 1
+
+
+def _rows_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+    import pyarrow.parquet as pq
+
+    index = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            yield index, row
+            index += 1
+
+
+def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+    csv.field_size_limit(sys.maxsize)
+    with path.open(newline="", encoding="utf-8", errors="strict") as f:
+        yield from enumerate(csv.DictReader(f))
+
+
+def _field_names(path: Path, fmt: str) -> set[str] | None:
+    """Field names of the file, from its schema/header or its first JSON object."""
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return set(pq.read_schema(path).names)
+        if fmt == "csv":
+            with path.open(newline="", encoding="utf-8") as f:
+                return set(next(csv.reader(f), []))
+        for _, row in _rows_jsonl(path):
+            if isinstance(row, dict):
+                return set(row)
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+    except Exception as exc:  # pyarrow raises its own error types for a bad file
+        raise InputError(f"{path}: cannot read as {fmt} ({exc})") from None
+
+
+def _text(row: dict[str, Any], name: str, required: bool) -> str | None:
+    value = row.get(name)
+    if value is None:
+        if required:
+            raise RecordError(f"field {name!r} is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RecordError(f"field {name!r} is a {type(value).__name__}, expected a string")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecordError(f"field {name!r} is {value}, expected a string")
+    if required and not isinstance(value, str):
+        raise RecordError(f"field {name!r} is a {type(value).__name__}, expected a string")
+    return str(value)
+
+
+def to_record(index: int, row: dict[str, Any], fields: FieldMap) -> Record:
+    """A ``Record`` from one input row; the id defaults to the 0-based row index."""
+    rid = row.get(fields.id, index)
+    if rid is None:
+        rid = index
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        raise RecordError(f"field {fields.id!r} is a {type(rid).__name__}, expected a string or integer", index)
+    try:
+        prompt = _text(row, fields.prompt, required=True)
+        response = _text(row, fields.response, required=True)
+        answer = _text(row, fields.answer, required=False)
+    except RecordError as exc:
+        raise RecordError(exc.reason, rid) from None
+    known = {fields.id, fields.prompt, fields.response, fields.answer}
+    extra = {k: v for k, v in row.items() if k not in known}
+    return Record(rid, prompt or "", response or "", answer, extra or None)
+
+
+def read_records(
+    path: str | Path, fields: FieldMap | None = None, id_given: bool = False
+) -> Iterator[Record | RecordError]:
+    """Records of a JSONL, Parquet or CSV file, bad rows as ``RecordError``.
+
+    Args:
+        path: the input file; its extension decides the format.
+        fields: which input field holds which part of a record.
+        id_given: the id field was named explicitly, so it must exist.
+
+    Raises:
+        InputError: before the first record, for file-level problems.
+    """
+    path = Path(path)
+    fields = fields or FieldMap()
+    fmt = _format(path, INPUT_FORMATS, "input")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    names = _field_names(path, fmt)
+    if names is not None:
+        _check_fields(path, names, fields, id_given)
+    rows = {"jsonl": _rows_jsonl, "parquet": _rows_parquet, "csv": _rows_csv}[fmt](path)
+
+    def generate() -> Iterator[Record | RecordError]:
+        for index, row in rows:
+            if isinstance(row, RecordError):
+                yield row
+                continue
+            try:
+                yield to_record(index, row, fields)
+            except RecordError as exc:
+                yield exc if exc.record_id is not None else RecordError(exc.reason, index)
+
+    return generate()
+
+
+def count_rows(path: str | Path) -> int | None:
+    """Number of rows, cheaply where the format allows (for a progress bar)."""
+    path = Path(path)
+    fmt = INPUT_FORMATS.get(path.suffix.lower())
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if fmt == "jsonl":
+            with path.open("rb") as f:
+                return sum(1 for line in f if line.strip())
+    except Exception:
+        return None
+    return None
+
+
+def errors_path(out: str | Path) -> Path:
+    """``scored.jsonl`` -> ``scored.errors.jsonl``, beside the output."""
+    out = Path(out)
+    return out.with_name(out.stem + ".errors.jsonl")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def check_output_path(path: str | Path) -> str:
+    """The output format of ``path``; raises ``InputError`` for a bad extension or folder."""
+    path = Path(path)
+    fmt = _format(path, OUTPUT_FORMATS, "output")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: output folder does not exist")
+    return fmt
+
+
+class ResultWriter:
+    """Writes result rows to JSONL (streamed, flushed per call) or Parquet (at close)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.format = check_output_path(self.path)
+        self._rows: list[dict[str, Any]] = []
+        self._file = self.path.open("w", encoding="utf-8") if self.format == "jsonl" else None
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if self._file is not None:
+            for row in rows:
+                self._file.write(json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) + "\n")
+            self._file.flush()
+        else:
+            self._rows.extend(rows)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self._rows
+        if len({type(r.get("id")) for r in rows}) > 1:  # ids from row indices beside strings
+            rows = [{**r, "id": str(r.get("id"))} for r in rows]
+        pq.write_table(pa.Table.from_pylist(rows), self.path)
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,106 @@
+"""Per-record figures from probe entropies and the response's own token statistics.
+
+Pure numpy. Inputs are what a backend measured for one record:
+
+* ``probe_entropies``: ``H_t`` in bits for t = 1 .. T-1 (METHOD.md section 1);
+* ``token_logprobs``: natural-log ``log P(x_t | x_<t)`` for every response token;
+* ``token_entropies``: entropy in bits of the next-token distribution that predicted
+  each response token (teacher-forced).
+
+Sums are accumulated in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+HES_FRACTION = 0.005
+
+
+def entropy_area(probe_entropies: np.ndarray) -> float:
+    """EAS: the area under the entropy trajectory, ``sum_{t=1}^{T-1} H_t`` (bits).
+
+    Example:
+        >>> entropy_area(np.array([1.0, 0.5, 0.25]))
+        1.75
+    """
+    return float(np.sum(np.asarray(probe_entropies, dtype=np.float64)))
+
+
+def mean_entropy_area(probe_entropies: np.ndarray) -> float | None:
+    """Mean EAS = EAS / (T-1); ``None`` when there is no probe (T = 1).
+
+    Example:
+        >>> mean_entropy_area(np.array([1.0, 0.5]))
+        0.75
+    """
+    h = np.asarray(probe_entropies, dtype=np.float64)
+    return float(h.mean()) if h.size else None
+
+
+def perplexity(token_logprobs: np.ndarray) -> float | None:
+    """``exp(-mean log P(x_t | x_<t))`` over the response tokens; ``None`` if empty.
+
+    Example:
+        >>> round(perplexity(np.log(np.array([0.5, 0.5]))), 6)
+        2.0
+    """
+    lp = np.asarray(token_logprobs, dtype=np.float64)
+    return float(math.exp(-lp.mean())) if lp.size else None
+
+
+def max_sequence_logprob(token_logprobs: np.ndarray) -> float:
+    """Maximum sequence probability baseline: ``sum_t log P(x_t | x_<t)`` (nats).
+
+    Example:
+        >>> round(max_sequence_logprob(np.log(np.array([0.5, 0.5]))), 6)
+        -1.386294
+    """
+    return float(np.sum(np.asarray(token_logprobs, dtype=np.float64)))
+
+
+def mean_token_entropy(token_entropies: np.ndarray) -> float | None:
+    """Mean of the response tokens' next-token entropies (bits); ``None`` if empty."""
+    h = np.asarray(token_entropies, dtype=np.float64)
+    return float(h.mean()) if h.size else None
+
+
+def high_entropy_sum(token_entropies: np.ndarray, fraction: float = HES_FRACTION) -> float:
+    """HES: the sum of the ``ceil(fraction * n)`` highest token entropies (at least one).
+
+    Example:
+        >>> high_entropy_sum(np.array([0.1, 3.0, 0.2, 2.0]), fraction=0.5)
+        5.0
+    """
+    h = np.asarray(token_entropies, dtype=np.float64)
+    if not h.size:
+        return 0.0
+    k = max(1, math.ceil(fraction * h.size))
+    return float(np.sort(h)[-k:].sum())
+
+
+def final_entropy(probe_entropies: np.ndarray) -> float | None:
+    """``H_{T-1}``: the entropy of the last probe, just before the final answer token."""
+    h = np.asarray(probe_entropies)
+    return float(h[-1]) if h.size else None
+
+
+def record_figures(
+    probe_entropies: np.ndarray,
+    token_logprobs: np.ndarray,
+    token_entropies: np.ndarray,
+    hes_fraction: float = HES_FRACTION,
+) -> dict[str, float | int | None]:
+    """All single-pass figures of one record, keyed by their output column names."""
+    return {
+        "eas": entropy_area(probe_entropies),
+        "mean_eas": mean_entropy_area(probe_entropies),
+        "n_probes": int(np.asarray(probe_entropies).size),
+        "ppl": perplexity(token_logprobs),
+        "mean_token_entropy": mean_token_entropy(token_entropies),
+        "max_seq_logprob": max_sequence_logprob(token_logprobs),
+        "hes": high_entropy_sum(token_entropies, hes_fraction),
+        "final_entropy": final_entropy(probe_entropies),
+    }

@@ -1,0 +1,174 @@
+"""Probe layout: token ids of a record, where x_T is, and the staircase attention masks.
+
+How a record becomes tokens (this decides the numbers):
+
+* prompt ids: the tokenizer's chat template over one user message holding the prompt,
+  with the generation prompt (``add_generation_prompt=True``); with
+  ``use_chat_template=False`` (or a tokenizer without a template) the raw prompt text,
+  tokenized with the tokenizer's special tokens (e.g. a BOS);
+* response ids: the response tokenized alone, without special tokens;
+* the model sees prompt ids + response ids;
+* suffix ids: the trigger tokenized alone, then the first L-1 tokens of the answer
+  tokenized alone, both without special tokens.
+
+x_T is the response token whose character span holds the last character of the content
+of the last ``\\boxed{...}`` (offset mapping of the tokenizer). Probe t = 1 .. T-1 sees
+the prompt and x_1 .. x_t, then the suffix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eas.answers import last_boxed_span
+from eas.config import EASConfig
+from eas.records import Record, RecordError
+
+
+@dataclass(frozen=True)
+class EncodedRecord:
+    """A record as token ids, with its probe layout.
+
+    Attributes:
+        prompt_ids: P tokens.
+        response_ids: R tokens (x_1 .. x_R).
+        suffix_ids: s tokens appended to every probe context.
+        answer_end: T, the 1-based index of x_T in the response.
+    """
+
+    record: Record
+    prompt_ids: list[int]
+    response_ids: list[int]
+    suffix_ids: list[int]
+    answer_end: int
+
+    @property
+    def n_probes(self) -> int:
+        return self.answer_end - 1
+
+    @property
+    def context_length(self) -> int:
+        return len(self.prompt_ids) + len(self.response_ids)
+
+    def probe_context(self, t: int) -> list[int]:
+        """Full input of probe t (1-based): prompt + x_1..x_t + suffix."""
+        return self.prompt_ids + self.response_ids[:t] + self.suffix_ids
+
+
+def token_at_char(offsets: list[tuple[int, int]], char_index: int) -> int:
+    """0-based index of the token whose span ``[start, end)`` holds ``char_index``.
+
+    Byte-level tokenizers can leave a character between spans (or split one across
+    tokens); then the first token ending after the character is taken.
+    """
+    for i, (start, end) in enumerate(offsets):
+        if start <= char_index < end:
+            return i
+    for i, (_, end) in enumerate(offsets):
+        if end > char_index:
+            return i
+    raise RecordError(f"no response token covers character {char_index}")
+
+
+def answer_end_char(response: str, end: str) -> int:
+    """Character index of the last character of the final answer (or of the response)."""
+    if end == "response":
+        stripped = response.rstrip()
+        return len(stripped) - 1
+    try:
+        span = last_boxed_span(response)
+    except ValueError as exc:
+        raise RecordError(f"{exc} (use --end response for traces without a boxed answer)") from None
+    if span is None:
+        raise RecordError("no \\boxed{...} final answer in the response (use --end response to probe every position)")
+    if span.end == span.start:
+        raise RecordError("the last \\boxed{} is empty")
+    return span.end - 1
+
+
+def prompt_token_ids(tokenizer: Any, prompt: str, use_chat_template: bool) -> list[int]:
+    """Prompt ids as the model sees them before the response (see module docstring)."""
+    if use_chat_template and getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+        )
+        if isinstance(ids, dict) or hasattr(ids, "keys"):  # BatchEncoding in newer versions
+            ids = ids["input_ids"]
+        return list(ids)
+    return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+
+def encode_record(tokenizer: Any, record: Record, config: EASConfig, max_context: int | None = None) -> EncodedRecord:
+    """Tokenize a record and locate x_T; raises ``RecordError`` with a one-line reason."""
+    if not record.response.strip():
+        raise RecordError("empty response")
+    end_char = answer_end_char(record.response, config.end)
+
+    enc = tokenizer(record.response, add_special_tokens=False, return_offsets_mapping=True)
+    response_ids = list(enc["input_ids"])
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    answer_end = token_at_char(offsets, end_char) + 1
+
+    prompt_ids = prompt_token_ids(tokenizer, record.prompt, config.use_chat_template)
+    if not prompt_ids:
+        bos = getattr(tokenizer, "bos_token_id", None)
+        if bos is None:
+            raise RecordError("empty prompt and the tokenizer has no BOS token to start from")
+        prompt_ids = [bos]
+
+    suffix_ids = list(tokenizer(config.trigger, add_special_tokens=False)["input_ids"])
+    if config.answer_prefix_tokens:
+        if record.answer is None or not str(record.answer).strip():
+            raise RecordError(f"--answer-prefix-tokens {config.answer_prefix_tokens} needs a non-empty 'answer'")
+        answer_ids = tokenizer(str(record.answer), add_special_tokens=False)["input_ids"]
+        suffix_ids += list(answer_ids[: config.answer_prefix_tokens])
+
+    needed = len(prompt_ids) + max(len(response_ids), answer_end - 1 + len(suffix_ids))
+    if max_context is not None and needed > max_context:
+        raise RecordError(f"prompt + response need {needed} positions, more than the model's context of {max_context}")
+    return EncodedRecord(record, prompt_ids, response_ids, suffix_ids, answer_end)
+
+
+# --- attention masks (torch, imported lazily) -------------------------------------------
+
+
+def prefill_mask(doc_ids: Any, start: int, stop: int) -> Any:
+    """Causal, block-diagonal mask for rows ``start..stop-1`` of a packed sequence.
+
+    Args:
+        doc_ids: long tensor ``(N,)``, which record each position of the packed sequence
+            belongs to.
+
+    Returns:
+        bool tensor ``(1, 1, stop - start, stop)``; True = may attend.
+    """
+    import torch
+
+    rows = torch.arange(start, stop, device=doc_ids.device)
+    cols = torch.arange(stop, device=doc_ids.device)
+    mask = (cols[None, :] <= rows[:, None]) & (doc_ids[None, :stop] == doc_ids[start:stop, None])
+    return mask[None, None]
+
+
+def staircase_mask(ctx_start: Any, ctx_stop: Any, probe_start: Any, cache_len: int) -> Any:
+    """Mask for a chunk of probes appended after a cache of ``cache_len`` positions.
+
+    Row q is one suffix token of some probe. It may attend to its own context in the
+    cache, ``[ctx_start[q], ctx_stop[q])``, and to its probe's suffix tokens up to
+    itself, ``[cache_len + probe_start[q], cache_len + q]``.
+
+    Args:
+        ctx_start, ctx_stop, probe_start: long tensors ``(Q,)``, one entry per row.
+
+    Returns:
+        bool tensor ``(1, 1, Q, cache_len + Q)``.
+    """
+    import torch
+
+    q = ctx_start.shape[0]
+    cols = torch.arange(cache_len + q, device=ctx_start.device)[None, :]  # (1, C)
+    rows = torch.arange(q, device=ctx_start.device)[:, None] + cache_len  # (Q, 1)
+    in_context = (cols >= ctx_start[:, None]) & (cols < ctx_stop[:, None])
+    in_suffix = (cols >= probe_start[:, None] + cache_len) & (cols <= rows)
+    return (in_context | in_suffix)[None, None]
