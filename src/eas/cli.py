@@ -1,5 +1,9 @@
 """Command-line front: ``eas <command> ...``. Each command is a thin call into the API.
 
+Commands of other topics live in their own ``cli_<topic>.py`` module, which exposes
+``add_parsers(sub)`` and is listed in ``COMMAND_MODULES``; a command's handler returns the
+exit status and raises ``UsageError``/``InputError`` for usage problems.
+
 Exit status: 0 when every record was processed, 3 when some records were skipped (see
 the errors file), 2 for usage errors (bad path, unknown field or format).
 """
@@ -7,6 +11,7 @@ the errors file), 2 for usage errors (bad path, unknown field or format).
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -18,7 +23,7 @@ EXIT_OK, EXIT_USAGE, EXIT_SKIPPED = 0, 2, 3
 log = logging.getLogger("eas")
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument(
         "--model",
@@ -38,7 +43,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_field_args(p: argparse.ArgumentParser) -> None:
+def add_field_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("input fields")
     g.add_argument(
         "--id-field", default=None, help="field with the record id (default 'id', else the 0-based row index)"
@@ -59,8 +64,8 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="records: .jsonl, .parquet or .csv")
     p.add_argument("--out", required=True, help="results: .jsonl or .parquet")
-    _add_model_args(p)
-    _add_field_args(p)
+    add_model_args(p)
+    add_field_args(p)
     g = p.add_argument_group("metric")
     g.add_argument("--trigger", default="\\boxed{", help="answer-forcing suffix of every probe (default: \\boxed{)")
     g.add_argument(
@@ -92,6 +97,10 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_score)
 
 
+# Modules that add subcommands with ``add_parsers(sub)``, in --help order.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eas",
@@ -101,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bar")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_score_parser(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parsers(sub)
     return parser
 
 
