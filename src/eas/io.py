@@ -249,3 +249,20 @@ class ResultWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a results file written by ``ResultWriter`` (JSONL or Parquet)."""
+    path = Path(path)
+    fmt = _format(path, OUTPUT_FORMATS, "results")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pylist()
+        with path.open(encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read results ({exc})") from None

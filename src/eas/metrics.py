@@ -7,6 +7,9 @@ Pure numpy. Inputs are what a backend measured for one record:
 * ``token_entropies``: entropy in bits of the next-token distribution that predicted
   each response token (teacher-forced).
 
+For top-K backends (servers) two more per-probe arrays exist: the truncation bound of
+each ``H_t`` and the top-K mass; ``topk_figures`` and ``topk_table`` summarise them.
+
 Sums are accumulated in float64.
 """
 
@@ -89,18 +92,75 @@ def final_entropy(probe_entropies: np.ndarray) -> float | None:
 
 def record_figures(
     probe_entropies: np.ndarray,
-    token_logprobs: np.ndarray,
-    token_entropies: np.ndarray,
+    token_logprobs: np.ndarray | None,
+    token_entropies: np.ndarray | None,
     hes_fraction: float = HES_FRACTION,
 ) -> dict[str, float | int | None]:
-    """All single-pass figures of one record, keyed by their output column names."""
+    """All single-pass figures of one record, keyed by their output column names.
+
+    Token statistics a backend could not measure (``None``) give ``None`` figures.
+    """
+    has_lp, has_h = token_logprobs is not None, token_entropies is not None
     return {
         "eas": entropy_area(probe_entropies),
         "mean_eas": mean_entropy_area(probe_entropies),
         "n_probes": int(np.asarray(probe_entropies).size),
-        "ppl": perplexity(token_logprobs),
-        "mean_token_entropy": mean_token_entropy(token_entropies),
-        "max_seq_logprob": max_sequence_logprob(token_logprobs),
-        "hes": high_entropy_sum(token_entropies, hes_fraction),
+        "ppl": perplexity(token_logprobs) if has_lp else None,
+        "mean_token_entropy": mean_token_entropy(token_entropies) if has_h else None,
+        "max_seq_logprob": max_sequence_logprob(token_logprobs) if has_lp else None,
+        "hes": high_entropy_sum(token_entropies, hes_fraction) if has_h else None,
         "final_entropy": final_entropy(probe_entropies),
     }
+
+
+def topk_figures(probe_bounds: np.ndarray, probe_topk_mass: np.ndarray) -> dict[str, float | None]:
+    """Per-record top-K figures: ``eas_bound`` (exact EAS lies in [eas, eas + eas_bound])
+    and the smallest top-K mass over the probes.
+
+    Example:
+        >>> topk_figures(np.array([0.01, 0.04]), np.array([0.999, 0.99]))
+        {'eas_bound': 0.05, 'min_topk_mass': 0.99}
+    """
+    mass = np.asarray(probe_topk_mass, dtype=np.float64)
+    return {
+        "eas_bound": float(np.sum(np.asarray(probe_bounds, dtype=np.float64))),
+        "min_topk_mass": float(mass.min()) if mass.size else None,
+    }
+
+
+TOPK_PERCENTILES = (90, 95, 99)
+
+
+def topk_table(
+    topk_mass: np.ndarray, bounds: np.ndarray, entropies: np.ndarray | None = None
+) -> list[dict[str, float | str]]:
+    """Summary of top-K truncation over probe positions (the paper's Table 1).
+
+    Row ``all``: mean top-K mass and mean bound. Row ``p90`` (``p95``, ``p99``): the
+    positions at that percentile of badness, i.e. the (100-p)-th percentile of the mass
+    and the p-th percentile of the bound. ``entropy`` is the mean top-K entropy per
+    position (row ``all`` only) when ``entropies`` are given.
+
+    Example:
+        >>> rows = topk_table(np.array([1.0, 0.5]), np.array([0.0, 1.0]))
+        >>> rows[0]["mass"], rows[0]["bound"]
+        (0.75, 0.5)
+    """
+    mass = np.asarray(topk_mass, dtype=np.float64)
+    bound = np.asarray(bounds, dtype=np.float64)
+    if mass.shape != bound.shape or not mass.size:
+        raise ValueError("topk_table needs equal, non-empty arrays of masses and bounds")
+    rows: list[dict[str, float | str]] = [
+        {"positions": "all", "mass": float(mass.mean()), "bound": float(bound.mean())}
+    ]
+    if entropies is not None:
+        rows[0]["entropy"] = float(np.mean(np.asarray(entropies, dtype=np.float64)))
+    for p in TOPK_PERCENTILES:
+        rows.append(
+            {
+                "positions": f"p{p}",
+                "mass": float(np.percentile(mass, 100 - p)),
+                "bound": float(np.percentile(bound, p)),
+            }
+        )
+    return rows

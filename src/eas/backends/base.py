@@ -19,14 +19,23 @@ class Measurement:
     """What a backend measured on one record.
 
     Attributes:
-        probe_entropies: ``(T-1,)`` H_t in bits for t = 1 .. T-1.
-        token_logprobs: ``(R,)`` natural-log probability of each response token.
-        token_entropies: ``(R,)`` bits, entropy of the distribution predicting each token.
+        probe_entropies: ``(T-1,)`` H_t in bits for t = 1 .. T-1. Exact for in-process
+            backends; for top-K backends the entropy of the K returned tokens (a lower
+            bound of H_t).
+        token_logprobs: ``(R,)`` natural-log probability of each response token, or None
+            when the backend cannot measure them (some servers).
+        token_entropies: ``(R,)`` bits, entropy of the distribution predicting each token,
+            or None when the backend cannot measure them.
+        probe_bounds: top-K backends only: ``(T-1,)`` bits the missing tail can add to
+            each H_t (so H_t lies in ``[probe_entropies, probe_entropies + probe_bounds]``).
+        probe_topk_mass: top-K backends only: ``(T-1,)`` probability mass of the K tokens.
     """
 
     probe_entropies: np.ndarray
-    token_logprobs: np.ndarray
-    token_entropies: np.ndarray
+    token_logprobs: np.ndarray | None
+    token_entropies: np.ndarray | None
+    probe_bounds: np.ndarray | None = None
+    probe_topk_mass: np.ndarray | None = None
 
 
 class Backend(Protocol):
