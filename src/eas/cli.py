@@ -43,6 +43,65 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("backend (serving engines)")
+    g.add_argument(
+        "--backend",
+        choices=["hf", "openai"],
+        default="hf",
+        help="hf: the model in this process, exact entropies (default); openai: an OpenAI-compatible server "
+        "(vLLM, SGLang, llama.cpp) with top-K entropies and their bound (columns eas_bound, min_topk_mass)",
+    )
+    g.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: the API root (default: %(default)s)")
+    g.add_argument("--top-k", type=int, default=20, help="openai: log-probs per probe (default 20)")
+    g.add_argument("--concurrency", type=int, default=8, help="openai: requests in flight (default 8)")
+    g.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request (default 120)")
+    g.add_argument("--max-retries", type=int, default=5, help="openai: retries on 429/5xx/timeouts (default 5)")
+    g.add_argument(
+        "--api-key-env", default="EAS_API_KEY", help="openai: env variable with the API key (default: EAS_API_KEY)"
+    )
+    g.add_argument(
+        "--tokenizer",
+        default=None,
+        help="openai: the model's HF tokenizer, a local folder or id (default: 'embedded' for the embedded GGUF, "
+        "else --model)",
+    )
+    g = p.add_argument_group("scale-out engine")
+    g.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: score on a Ray cluster")
+    g.add_argument("--workers", type=int, default=2, help="ray: scoring actors, one model each (default 2)")
+    g.add_argument("--ray-address", default=None, help="ray: cluster address, e.g. ray://head:10001 (default: local)")
+    g.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs per actor (default 0)")
+
+
+def backend_options(args: argparse.Namespace, engine: object) -> dict:
+    """Keyword arguments of ``eas.scoring.load_backend`` from the parsed options."""
+    from eas.config import ServerConfig
+
+    server = None
+    if args.backend == "openai":
+        try:
+            server = ServerConfig(
+                base_url=args.base_url,
+                top_k=args.top_k,
+                concurrency=args.concurrency,
+                timeout_s=args.timeout,
+                max_retries=args.max_retries,
+                api_key_env=args.api_key_env,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return {
+        "model": args.model,
+        "device": args.device,
+        "dtype": args.dtype,
+        "trust_remote_code": args.trust_remote_code,
+        "engine": engine,
+        "backend": args.backend,
+        "server": server,
+        "tokenizer": args.tokenizer,
+    }
+
+
 def add_field_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("input fields")
     g.add_argument(
@@ -65,6 +124,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="records: .jsonl, .parquet or .csv")
     p.add_argument("--out", required=True, help="results: .jsonl or .parquet")
     add_model_args(p)
+    add_backend_args(p)
     add_field_args(p)
     g = p.add_argument_group("metric")
     g.add_argument("--trigger", default="\\boxed{", help="answer-forcing suffix of every probe (default: \\boxed{)")
@@ -98,7 +158,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
 
 
 # Modules that add subcommands with ``add_parsers(sub)``, in --help order.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("eas.cli_scale",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,15 +196,24 @@ def cmd_score(args: argparse.Namespace) -> int:
     )
     records = read_records(args.input, fields, id_given=args.id_field is not None)
     check_output_path(args.out)
-    try:
-        backend = load_backend(
-            args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, engine=engine
-        )
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
+    options = backend_options(args, engine)
+    if args.engine == "ray":
+        from eas.distributed import RayOptions, score_with_ray
+
+        try:
+            ray = RayOptions(workers=args.workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        items = score_with_ray(records, options, config, ray, progress=not args.quiet, total=count_rows(args.input))
+    else:
+        try:
+            backend = load_backend(**options)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
+        items = score_records(records, backend, config, progress=not args.quiet, total=count_rows(args.input))
     n_ok = n_err = 0
     with ResultWriter(args.out) as out, ResultWriter(errors_path(args.out)) as errors:
-        for item in score_records(records, backend, config, progress=not args.quiet, total=count_rows(args.input)):
+        for item in items:
             if isinstance(item, ScoreError):
                 errors.write([item.row()])
                 n_err += 1

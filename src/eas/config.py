@@ -71,3 +71,39 @@ class EngineConfig:
             raise ValueError("batch_tokens must be >= 0")
         if self.prefill_chunk < 1:
             raise ValueError("prefill_chunk must be >= 1")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How to reach an OpenAI-compatible completions server (the ``openai`` backend).
+
+    Attributes:
+        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1``.
+        top_k: log-probabilities requested per probe (the server's limit applies).
+        concurrency: requests in flight at once.
+        timeout_s: per-request timeout.
+        max_retries: retries of a request after a 429, a 5xx, a timeout or a
+            connection error, with exponential backoff; then the record fails.
+        backoff_s: first backoff; doubled after each retry (capped at 30 s).
+        api_key_env: environment variable holding the API key (never printed or written).
+    """
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    top_k: int = 20
+    concurrency: int = 8
+    timeout_s: float = 120.0
+    max_retries: int = 5
+    backoff_s: float = 0.5
+    api_key_env: str = "EAS_API_KEY"
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, not {self.base_url!r}")
+        if self.top_k < 1:
+            raise ValueError("top_k must be >= 1")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0")
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")

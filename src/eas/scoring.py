@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from eas.backends.base import Backend, Measurement
-from eas.config import EASConfig, EngineConfig
-from eas.metrics import record_figures
+from eas.config import EASConfig, EngineConfig, ServerConfig
+from eas.metrics import record_figures, topk_figures
 from eas.probes import EncodedRecord, encode_record
 from eas.records import Record, RecordError
 
@@ -34,6 +34,8 @@ RESULT_COLUMNS = (
     "hes",
     "final_entropy",
 )
+# Added after RESULT_COLUMNS by top-K backends (servers): exact EAS lies in [eas, eas + eas_bound].
+TOPK_COLUMNS = ("eas_bound", "min_topk_mass")
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,23 @@ def load_backend(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     engine: EngineConfig | None = None,
+    backend: str = "hf",
+    server: ServerConfig | None = None,
+    tokenizer: str | None = None,
 ) -> Backend:
-    """The in-process transformers backend for ``model`` (``"embedded"``, a path or an id)."""
+    """A backend for ``model`` (``"embedded"``, a path or an id).
+
+    ``backend="hf"``: in-process transformers (exact entropies). ``backend="openai"``:
+    the model served at ``server.base_url`` (top-K entropies with a bound); ``tokenizer``
+    names the model's HF tokenizer (default: the embedded one for the embedded GGUF,
+    else ``model``).
+    """
+    if backend == "openai":
+        from eas.backends.openai import OpenAIBackend
+
+        return OpenAIBackend.connect(model, server, tokenizer=tokenizer)
+    if backend != "hf":
+        raise ValueError(f"unknown backend {backend!r}: use 'hf' or 'openai'")
     from eas.backends.hf import HFBackend
 
     return HFBackend.from_pretrained(
@@ -64,7 +81,9 @@ def load_backend(
 
 
 def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[str, Any]:
-    """Output row of one scored record (columns RESULT_COLUMNS, + trajectory if asked)."""
+    """Output row of one scored record: columns RESULT_COLUMNS, then TOPK_COLUMNS for
+    top-K backends; with ``trajectory`` also the per-probe lists (``trajectory``, and for
+    top-K backends ``trajectory_bound`` and ``trajectory_topk_mass``)."""
     figures = record_figures(m.probe_entropies, m.token_logprobs, m.token_entropies, config.hes_fraction)
     row = {
         "id": enc.record.id,
@@ -73,8 +92,14 @@ def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[st
         "response_tokens": len(enc.response_ids),
     }
     row = {c: row[c] for c in RESULT_COLUMNS}
+    topk = m.probe_bounds is not None and m.probe_topk_mass is not None
+    if topk:
+        row.update(topk_figures(m.probe_bounds, m.probe_topk_mass))
     if config.trajectory:
         row["trajectory"] = [float(h) for h in m.probe_entropies]
+        if topk:
+            row["trajectory_bound"] = [float(b) for b in m.probe_bounds]
+            row["trajectory_topk_mass"] = [float(x) for x in m.probe_topk_mass]
     return row
 
 

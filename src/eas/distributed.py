@@ -1,0 +1,187 @@
+"""Ray engine: the same scoring spread over a pool of model actors (``--engine ray``).
+
+The records go into a ``ray.data`` dataset; ``map_batches`` runs them through a pool
+of ``workers`` actors, each holding one backend (one model, ``gpus_per_worker`` GPUs, or
+one HTTP client pool for the openai backend) and calling ``eas.score_records`` on its
+batch. The dataset keeps the input order (``preserve_order``), so results stream back
+to the caller, and into the output file, in input order as they finish.
+
+Deliberate simplification: the input file is read on the driver with ``eas.read_records``
+(the same parsing, field mapping and per-row errors as a local run) and handed to
+``ray.data.from_items`` as one JSON string per record; the driver therefore holds the
+input texts (not the results) in memory. Bad rows never reach the cluster: they are
+yielded, in their place, as ``ScoreError``.
+
+Each actor scores its batch with the same code as a local run, so the rows are the
+same; numbers can differ from a local run only by float rounding where records are packed
+into different groups (``batch_tokens``) or torch uses another number of threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from eas.config import EASConfig
+from eas.records import Record, RecordError
+from eas.scoring import ScoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide to run.
+
+    Attributes:
+        workers: scoring actors (one backend each).
+        address: an existing cluster (``ray://head:10001`` or ``auto``); None starts a
+            local Ray instance (unless one is already initialised in this process).
+        gpus_per_worker: GPUs reserved per actor (0: CPU).
+        cpus_per_worker: CPUs reserved per actor.
+        batch_records: records per ``map_batches`` call.
+    """
+
+    workers: int = 2
+    address: str | None = None
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    batch_records: int = 8
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("workers must be >= 1")
+        if self.gpus_per_worker < 0 or self.cpus_per_worker < 0:
+            raise ValueError("gpus_per_worker and cpus_per_worker must be >= 0")
+        if self.batch_records < 1:
+            raise ValueError("batch_records must be >= 1")
+
+
+def _require_ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise ImportError("the ray engine needs Ray Data: pip install 'eas[ray]'") from exc
+    return ray
+
+
+def _local_runtime_env() -> dict[str, Any]:
+    """Local workers import the same ``eas`` as this driver (e.g. a source checkout)."""
+    src = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    return {"env_vars": {"PYTHONPATH": path}}
+
+
+def init_ray(options: RayOptions) -> None:
+    """Connect to ``options.address``, or start local Ray, unless already connected."""
+    ray = _require_ray()
+    if ray.is_initialized():
+        return
+    if options.address:
+        ray.init(address=options.address)
+    else:
+        ray.init(runtime_env=_local_runtime_env(), include_dashboard=False)
+
+
+class _Scorer:
+    """A Ray Data actor: one backend, scores batches of JSON-encoded records."""
+
+    def __init__(self, backend_kwargs: dict[str, Any], config: EASConfig):
+        from eas.scoring import load_backend
+
+        self.backend = load_backend(**backend_kwargs)
+        self.config = config
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        from eas.scoring import score_records
+
+        records = [Record(**json.loads(p)) for p in batch["payload"]]
+        out = []
+        for item in score_records(records, self.backend, self.config):
+            out.append(json.dumps({"error": item.reason, "id": item.id} if isinstance(item, ScoreError) else item))
+        return {"i": np.asarray(batch["i"]), "result": np.asarray(out, dtype=object)}
+
+
+def _decode(result: str) -> dict[str, Any] | ScoreError:
+    row = json.loads(result)
+    if set(row) == {"error", "id"}:
+        return ScoreError(row["id"], row["error"])
+    return row
+
+
+def score_with_ray(
+    records: Iterable[Record | RecordError],
+    backend_kwargs: dict[str, Any],
+    config: EASConfig | None = None,
+    options: RayOptions | None = None,
+    *,
+    progress: bool = False,
+    total: int | None = None,
+) -> Iterator[dict[str, Any] | ScoreError]:
+    """Score records on Ray; yields what ``score_records`` would, in input order.
+
+    Args:
+        records: as for ``score_records``.
+        backend_kwargs: keyword arguments of ``eas.scoring.load_backend``; each actor
+            loads its own backend with them (they must pickle).
+        config: the metric's settings.
+        options: workers, cluster address, resources per actor.
+        progress: show a progress bar.
+        total: number of records, for the progress bar.
+    """
+    ray = _require_ray()
+    config = config or EASConfig()
+    options = options or RayOptions()
+    items: list[dict[str, Any] | ScoreError] = []
+    for index, rec in enumerate(records):
+        if isinstance(rec, RecordError):
+            items.append(ScoreError(rec.record_id, rec.reason))
+            continue
+        fields = asdict(rec)
+        fields.pop("extra")  # not used for scoring; keeps every payload JSON-serialisable
+        items.append({"i": index, "payload": json.dumps(fields)})
+    pending = [it for it in items if isinstance(it, dict)]
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="rec", desc="scoring (ray)", dynamic_ncols=True)
+    try:
+        stream: Iterator[dict[str, Any]] = iter(())
+        if pending:
+            init_ray(options)
+            ctx = ray.data.DataContext.get_current()
+            ctx.execution_options.preserve_order = True
+            ds = ray.data.from_items(pending).map_batches(
+                _Scorer,
+                fn_constructor_kwargs={"backend_kwargs": backend_kwargs, "config": config},
+                batch_size=options.batch_records,
+                compute=ray.data.ActorPoolStrategy(size=options.workers),
+                num_gpus=options.gpus_per_worker,
+                num_cpus=options.cpus_per_worker,
+                batch_format="numpy",
+            )
+            stream = iter(ds.iter_rows())
+        for it in items:
+            if isinstance(it, ScoreError):
+                result: dict[str, Any] | ScoreError = it
+            else:
+                row = next(stream)
+                if int(row["i"]) != it["i"]:
+                    raise RuntimeError(f"ray returned record {row['i']} where {it['i']} was expected")
+                result = _decode(row["result"])
+            yield result
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()

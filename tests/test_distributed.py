@@ -1,0 +1,85 @@
+"""The Ray engine gives the rows of the single-process run, in input order (local Ray)."""
+
+import json
+
+import pytest
+from helpers import make_tiny_llama, write_jsonl
+
+from eas.config import EASConfig
+from eas.io import FieldMap, read_records
+from eas.scoring import ScoreError, load_backend, score_records
+
+pytestmark = pytest.mark.ray
+
+ROWS = [
+    {"id": "a", "prompt": "What is 2+3?", "response": r"We add 2 and 3 to get 5. So the answer is \boxed{5}."},
+    {"id": 7, "prompt": "What is 12*3?", "response": r"12*3 = 36. Final: \boxed{36}. Done"},
+    {"id": "bad", "prompt": "q", "response": "no boxed answer"},
+    {"id": "c", "prompt": "Compute 7-4.", "response": r"7 minus 4 leaves 3, \boxed{3}"},
+    {"id": "d", "prompt": "What is 9+9?", "response": r"Nine and nine make eighteen: \boxed{18}"},
+    {"id": "e", "prompt": "What is 1+1?", "response": r"One plus one is two, \boxed{2}."},
+]
+# Actors pack other groups of records (batch_records) and use other torch thread counts
+# than the local run, so float32 entropies may differ by rounding: measured up to 1.05e-5
+# bits at 5.85 bits (relative 1.8e-6) on one probe of twelve; tolerance: relative 1e-5.
+TOL = {"rel": 1e-5, "abs": 1e-5}
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    from eas.distributed import _local_runtime_env
+
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env=_local_runtime_env(), log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, tokenizer):
+    path = tmp_path_factory.mktemp("tiny")
+    make_tiny_llama(len(tokenizer)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _same(rows, ref):
+    assert len(rows) == len(ref)
+    for r, e in zip(rows, ref, strict=True):
+        if isinstance(e, ScoreError):
+            assert r == e
+            continue
+        assert list(r) == list(e) and r["id"] == e["id"]
+        for k, v in e.items():
+            if isinstance(v, (float, list)):
+                assert r[k] == pytest.approx(v, **TOL), k
+            else:
+                assert r[k] == v, k
+
+
+def test_ray_two_workers_equal_single_process(ray_local, tiny_dir, tmp_path):
+    from eas.distributed import RayOptions, score_with_ray
+
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    config = EASConfig(trajectory=True)
+    ref = list(score_records(read_records(src, FieldMap()), load_backend(str(tiny_dir)), config))
+    kwargs = {"model": str(tiny_dir)}
+    rows = list(score_with_ray(read_records(src, FieldMap()), kwargs, config, RayOptions(workers=2, batch_records=2)))
+    assert [getattr(r, "id", None) or r["id"] for r in rows] == ["a", 7, "bad", "c", "d", "e"]
+    assert isinstance(rows[2], ScoreError) and "boxed" in rows[2].reason
+    _same(rows, ref)
+
+
+def test_cli_engine_ray_parquet(ray_local, tiny_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    from eas.cli import main
+
+    src = write_jsonl(tmp_path / "in.jsonl", [r for r in ROWS if r["id"] != 7])
+    local, dist = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    common = ["-q", "score", str(src), "--model", str(tiny_dir), "--trajectory"]
+    assert main([*common, "--out", str(local)]) == 3
+    assert main([*common, "--out", str(dist), "--engine", "ray", "--workers", "2"]) == 3
+    _same(pq.read_table(dist).to_pylist(), pq.read_table(local).to_pylist())
+    errors = [json.loads(x) for x in (tmp_path / "ray.errors.jsonl").read_text().splitlines()]
+    assert [e["id"] for e in errors] == ["bad"]
