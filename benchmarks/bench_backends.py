@@ -1,0 +1,137 @@
+"""Throughput of the backends and engines on the same 20 traces, measured in one run.
+
+1. hf backend (packed probes), the embedded SmolLM2 model in this process: probes/s.
+2. openai backend against a local llama.cpp server with the same model (Q4_1 GGUF):
+   probes/s with the probes of each trace sent in order of t (the server reuses the KV
+   cache of the previous prompt's prefix), and "naive": the same kind of per-probe
+   requests in a shuffled order (no prefix to reuse but the chat template), timed on a
+   random sample of the probes.
+3. Ray engine on a tiny random Llama: records/s with 1 worker vs 2 workers (local Ray),
+   each timed end to end (actor start and model load included).
+
+Last line: ``openai/hf probes_per_s=<x> ray2/ray1=<y>`` (x: ordered openai probes/s over
+hf probes/s; y: 2-worker over 1-worker records/s). Needs the [server] and [ray] extras.
+
+    python benchmarks/bench_backends.py [--naive-sample 120] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+
+WORDS = ["first", "then", "so", "next", "again", "we check", "carefully", "indeed"]
+
+
+def make_traces(n: int = 20, seed: int = 0) -> list:
+    """n arithmetic traces of varied length with a boxed final answer (deterministic)."""
+    from eas.records import Record
+
+    rng = random.Random(seed)
+    traces = []
+    for i in range(n):
+        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        steps = " ".join(
+            f"{rng.choice(WORDS).capitalize()}, {a} + {k} = {a + k}." for k in range(1, 2 + rng.randint(0, 4))
+        )
+        response = f"We need {a} + {b}. {steps} Adding the rest gives {a + b}. The answer is \\boxed{{{a + b}}}."
+        traces.append(Record(f"t{i}", f"What is {a} + {b}?", response))
+    return traces
+
+
+def bench_hf(traces: list) -> tuple[float, int]:
+    from eas.scoring import load_backend, score_records
+
+    backend = load_backend("embedded")
+    list(score_records(traces[:2], backend))  # warm-up
+    t0 = time.perf_counter()
+    rows = list(score_records(traces, backend))
+    dt = time.perf_counter() - t0
+    n = sum(r["n_probes"] for r in rows)
+    return n / dt, n
+
+
+def bench_openai(traces: list, naive_sample: int, threads: int) -> tuple[float, float]:
+    from eas.backends.llama_server import local_llama_server
+    from eas.config import EASConfig, ServerConfig
+    from eas.probes import encode_record
+    from eas.scoring import load_backend
+
+    with local_llama_server(n_ctx=2048, n_threads=threads) as url:
+        backend = load_backend("embedded", backend="openai", server=ServerConfig(base_url=url, concurrency=1))
+        encs = [encode_record(backend.tokenizer, r, EASConfig()) for r in traces]
+        probes = [(e, t) for e in encs for t in range(1, e.answer_end)]
+        backend.measure_probes(probes[:3])  # detection + warm-up
+        t0 = time.perf_counter()
+        backend.measure_probes(probes)
+        ordered = len(probes) / (time.perf_counter() - t0)
+        sample = random.Random(1).sample(probes, min(naive_sample, len(probes)))
+        t0 = time.perf_counter()
+        backend.measure_probes(sample)
+        naive = len(sample) / (time.perf_counter() - t0)
+        backend.close()
+    return ordered, naive
+
+
+def bench_ray(traces: list) -> tuple[float, float]:
+    import ray
+    from transformers import AutoTokenizer
+
+    from eas.backends.embedded import embedded_model_dir
+    from eas.distributed import RayOptions, _local_runtime_env, score_with_ray
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        _tiny_llama(len(tokenizer)).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        ray.init(num_cpus=2, include_dashboard=False, runtime_env=_local_runtime_env(), log_to_driver=False)
+        try:
+            for workers in (1, 2):
+                t0 = time.perf_counter()
+                rows = list(score_with_ray(traces, {"model": tmp}, options=RayOptions(workers=workers)))
+                rates[workers] = len(rows) / (time.perf_counter() - t0)
+        finally:
+            ray.shutdown()
+    return rates[1], rates[2]
+
+
+def _tiny_llama(vocab_size: int):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--naive-sample", type=int, default=120, help="probes timed in shuffled order")
+    parser.add_argument("--threads", type=int, default=2, help="llama.cpp server threads")
+    args = parser.parse_args()
+    traces = make_traces(20)
+    hf, n_probes = bench_hf(traces)
+    print(f"traces=20 probes={n_probes}")
+    print(f"hf packed (embedded, in process): {hf:.1f} probes/s")
+    ordered, naive = bench_openai(traces, args.naive_sample, args.threads)
+    print(f"openai/llama.cpp ordered by t (prefix cache): {ordered:.1f} probes/s")
+    print(f"openai/llama.cpp naive (shuffled, sample of {args.naive_sample}): {naive:.1f} probes/s")
+    print(f"openai ordered/naive = {ordered / naive:.2f}")
+    r1, r2 = bench_ray(traces)
+    print(f"ray tiny model: 1 worker {r1:.2f} rec/s, 2 workers {r2:.2f} rec/s (end to end, actor start included)")
+    print(f"openai/hf probes_per_s={ordered / hf:.3f} ray2/ray1={r2 / r1:.3f}")
+
+
+if __name__ == "__main__":
+    main()
