@@ -83,3 +83,14 @@ def test_cli_engine_ray_parquet(ray_local, tiny_dir, tmp_path):
     _same(pq.read_table(dist).to_pylist(), pq.read_table(local).to_pylist())
     errors = [json.loads(x) for x in (tmp_path / "ray.errors.jsonl").read_text().splitlines()]
     assert [e["id"] for e in errors] == ["bad"]
+
+
+def test_cli_engine_ray_bad_model_is_reported(ray_local, tmp_path, capsys):
+    from eas.cli import main
+
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS[:1])
+    args = ["-q", "score", str(src), "--model", str(tmp_path / "no-model"), "--engine", "ray", "--workers", "1"]
+    assert main([*args, "--out", str(tmp_path / "o.jsonl")]) == 2
+    # Ray Data logs the actor's traceback itself; our last line is a one-line message.
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("eas score: error: the ray engine failed:") and "no-model" in last

@@ -134,3 +134,17 @@ def test_server_config_validation():
         ServerConfig(base_url="localhost:8000")
     with pytest.raises(ValueError, match="top_k"):
         ServerConfig(top_k=0)
+
+
+def test_cli_unreachable_server_is_a_usage_error(tmp_path, capsys, embedded_dir):
+    from helpers import write_jsonl
+
+    from eas.backends.llama_server import free_port
+    from eas.cli import main
+
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": REC.prompt, "response": REC.response}])
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    args = ["-q", "score", str(src), "--backend", "openai", "--base-url", url, "--max-retries", "0"]
+    assert main([*args, "--out", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "no server answers" in err and "Traceback" not in err

@@ -14,7 +14,8 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from eas import __version__
 
@@ -204,7 +205,9 @@ def cmd_score(args: argparse.Namespace) -> int:
             ray = RayOptions(workers=args.workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        items = score_with_ray(records, options, config, ray, progress=not args.quiet, total=count_rows(args.input))
+        items = _ray_errors_as_usage(
+            score_with_ray(records, options, config, ray, progress=not args.quiet, total=count_rows(args.input))
+        )
     else:
         try:
             backend = load_backend(**options)
@@ -229,6 +232,15 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 class UsageError(Exception):
     """Bad arguments found after parsing; exit status 2."""
+
+
+def _ray_errors_as_usage(items: Iterator[Any]) -> Iterator[Any]:
+    from eas.distributed import EngineError
+
+    try:
+        yield from items
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,6 +34,10 @@ from eas.scoring import ScoreError
 log = logging.getLogger(__name__)
 
 
+class EngineError(RuntimeError):
+    """The Ray run failed as a whole (e.g. an actor could not load the model)."""
+
+
 @dataclass(frozen=True)
 class RayOptions:
     """Where and how wide to run.
@@ -110,6 +114,14 @@ class _Scorer:
         return {"i": np.asarray(batch["i"]), "result": np.asarray(out, dtype=object)}
 
 
+def _cause(exc: BaseException) -> str:
+    """The innermost error's one-line message (Ray wraps the actor's error)."""
+    while getattr(exc, "cause", None) is not None and exc.cause is not exc:
+        exc = exc.cause
+    lines = [x for x in str(exc).strip().splitlines() if x.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def _decode(result: str) -> dict[str, Any] | ScoreError:
     row = json.loads(result)
     if set(row) == {"error", "id"}:
@@ -175,7 +187,10 @@ def score_with_ray(
             if isinstance(it, ScoreError):
                 result: dict[str, Any] | ScoreError = it
             else:
-                row = next(stream)
+                try:
+                    row = next(stream)
+                except ray.exceptions.RayError as exc:
+                    raise EngineError(f"the ray engine failed: {_cause(exc)}") from None
                 if int(row["i"]) != it["i"]:
                     raise RuntimeError(f"ray returned record {row['i']} where {it['i']} was expected")
                 result = _decode(row["result"])
