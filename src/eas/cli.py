@@ -74,7 +74,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs per actor (default 0)")
 
 
-def backend_options(args: argparse.Namespace, engine: object) -> dict:
+def backend_options(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
     """Keyword arguments of ``eas.scoring.load_backend`` from the parsed options."""
     from eas.config import ServerConfig
 
