@@ -70,19 +70,31 @@ def test_ray_two_workers_equal_single_process(ray_local, tiny_dir, tmp_path):
     _same(rows, ref)
 
 
-def test_cli_engine_ray_parquet(ray_local, tiny_dir, tmp_path):
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_cli_engine_ray_reads_the_file_with_ray_data(ray_local, tiny_dir, tmp_path, fmt):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from eas.cli import main
 
-    src = write_jsonl(tmp_path / "in.jsonl", [r for r in ROWS if r["id"] != 7])
+    rows = [r for r in ROWS if r["id"] != 7]
+    rows[3] = {**rows[3], "id": None}  # falls back to the row index
+    if fmt == "jsonl":
+        src = write_jsonl(tmp_path / "in.jsonl", rows)
+        with src.open("a") as f:
+            f.write("\n{not json\n")  # a blank line (skipped) and a bad line (row index 5)
+    else:
+        src = tmp_path / "in.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), src)
     local, dist = tmp_path / "local.parquet", tmp_path / "ray.parquet"
     common = ["-q", "score", str(src), "--model", str(tiny_dir), "--trajectory"]
     assert main([*common, "--out", str(local)]) == 3
     assert main([*common, "--out", str(dist), "--engine", "ray", "--workers", "2"]) == 3
     _same(pq.read_table(dist).to_pylist(), pq.read_table(local).to_pylist())
-    errors = [json.loads(x) for x in (tmp_path / "ray.errors.jsonl").read_text().splitlines()]
-    assert [e["id"] for e in errors] == ["bad"]
+    assert [r["id"] for r in pq.read_table(dist).to_pylist()] == ["a", "c", "3", "e"]
+    read = lambda name: [json.loads(x) for x in (tmp_path / name).read_text().splitlines()]  # noqa: E731
+    assert read("ray.errors.jsonl") == read("local.errors.jsonl")
+    assert [e["id"] for e in read("ray.errors.jsonl")] == (["bad", 5] if fmt == "jsonl" else ["bad"])
 
 
 def test_cli_engine_ray_bad_model_is_reported(ray_local, tmp_path, capsys):

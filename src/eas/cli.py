@@ -199,14 +199,23 @@ def cmd_score(args: argparse.Namespace) -> int:
     check_output_path(args.out)
     options = backend_options(args, engine)
     if args.engine == "ray":
-        from eas.distributed import RayOptions, score_with_ray
+        from eas.distributed import RayOptions, score_file_with_ray
 
         try:
             ray = RayOptions(workers=args.workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         items = _ray_errors_as_usage(
-            score_with_ray(records, options, config, ray, progress=not args.quiet, total=count_rows(args.input))
+            score_file_with_ray(
+                args.input,
+                fields,
+                options,
+                config,
+                ray,
+                id_given=args.id_field is not None,
+                progress=not args.quiet,
+                total=count_rows(args.input),
+            )
         )
     else:
         try:

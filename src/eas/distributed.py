@@ -1,16 +1,18 @@
 """Ray engine: the same scoring spread over a pool of model actors (``--engine ray``).
 
-The records go into a ``ray.data`` dataset; ``map_batches`` runs them through a pool
-of ``workers`` actors, each holding one backend (one model, ``gpus_per_worker`` GPUs, or
-one HTTP client pool for the openai backend) and calling ``eas.score_records`` on its
-batch. The dataset keeps the input order (``preserve_order``), so results stream back
-to the caller, and into the output file, in input order as they finish.
+``score_file_with_ray`` (what ``eas score --engine ray`` runs) lets ``ray.data`` read
+the input file (Parquet: ``read_parquet``; JSONL: ``read_text``, one line per row, parsed
+in the actors with the same messages as a local run); ``map_batches`` runs the rows
+through a pool of ``workers`` actors, each holding one backend (one model,
+``gpus_per_worker`` GPUs, or one HTTP client pool for the openai backend) and calling
+``eas.score_records`` on its batch. The dataset keeps the input order
+(``preserve_order``), so results stream back, and into the output file, in input order
+as they finish; the driver numbers the rows (ids default to the 0-based row index).
+The input is read into the object store first (``materialize``), then scored.
 
-Deliberate simplification: the input file is read on the driver with ``eas.read_records``
-(the same parsing, field mapping and per-row errors as a local run) and handed to
-``ray.data.from_items`` as one JSON string per record; the driver therefore holds the
-input texts (not the results) in memory. Bad rows never reach the cluster: they are
-yielded, in their place, as ``ScoreError``.
+Deliberate simplifications: CSV input (whose typing differs between pyarrow and the
+local reader) and ``score_with_ray`` (records already in memory) go through the driver:
+it hands the records to ``ray.data.from_items`` and so holds their texts in memory.
 
 Each actor scores its batch with the same code as a local run, so the rows are the
 same; numbers can differ from a local run only by float rounding where records are packed
@@ -114,6 +116,119 @@ class _Scorer:
         return {"i": np.asarray(batch["i"]), "result": np.asarray(out, dtype=object)}
 
 
+class _FileScorer(_Scorer):
+    """A Ray Data actor for rows read by ``ray.data`` from the input file."""
+
+    def __init__(self, backend_kwargs: dict[str, Any], config: EASConfig, fields: Any, lines: bool):
+        super().__init__(backend_kwargs, config)
+        self.fields = fields
+        self.lines = lines
+
+    def __call__(self, batch: Any) -> dict[str, Any]:  # batch: a pyarrow Table
+        import numpy as np
+
+        from eas.io import parse_json_line, to_record
+        from eas.scoring import score_records
+
+        records: list[Record | RecordError] = []
+        by_index: list[bool] = []  # the id falls back to the row index, which the driver knows
+        for row in batch.to_pylist():
+            row = parse_json_line(row["text"], 0) if self.lines else row
+            if isinstance(row, RecordError):
+                records.append(row)
+                by_index.append(True)
+                continue
+            by_index.append(row.get(self.fields.id) is None)
+            try:
+                records.append(to_record(0, row, self.fields))
+            except RecordError as exc:
+                records.append(exc)
+        out = []
+        for item in score_records(records, self.backend, self.config):
+            out.append(json.dumps({"error": item.reason, "id": item.id} if isinstance(item, ScoreError) else item))
+        return {"result": np.asarray(out, dtype=object), "by_index": np.asarray(by_index)}
+
+
+def _stream(ds: Any, actor: type, kwargs: dict[str, Any], options: RayOptions, fmt: str) -> Iterator[dict[str, Any]]:
+    """Rows of ``ds`` mapped by a pool of ``actor``, in input order; Ray failures as EngineError."""
+    ray = _require_ray()
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    mapped = ds.map_batches(
+        actor,
+        fn_constructor_kwargs=kwargs,
+        batch_size=options.batch_records,
+        compute=ray.data.ActorPoolStrategy(size=options.workers),
+        num_gpus=options.gpus_per_worker,
+        num_cpus=options.cpus_per_worker,
+        batch_format=fmt,
+    )
+    rows = iter(mapped.iter_rows())
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except ray.exceptions.RayError as exc:
+            raise EngineError(f"the ray engine failed: {_cause(exc)}") from None
+        yield row
+
+
+def _progress(items: Iterator[Any], progress: bool, total: int | None) -> Iterator[Any]:
+    if not progress:
+        yield from items
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="rec", desc="scoring (ray)", dynamic_ncols=True) as bar:
+        for item in items:
+            yield item
+            bar.update(1)
+
+
+def score_file_with_ray(
+    path: str | Path,
+    fields: Any,
+    backend_kwargs: dict[str, Any],
+    config: EASConfig | None = None,
+    options: RayOptions | None = None,
+    *,
+    id_given: bool = False,
+    progress: bool = False,
+    total: int | None = None,
+) -> Iterator[dict[str, Any] | ScoreError]:
+    """Score a JSONL/Parquet/CSV file on Ray, ``ray.data`` reading it (CSV: the driver).
+
+    Yields what ``score_records(read_records(path, fields, id_given), ...)`` would, in
+    input order. File-level problems raise ``InputError`` before anything starts.
+    """
+    from eas.io import read_records
+
+    records = read_records(path, fields, id_given=id_given)  # checks the file and its fields now
+    fmt = Path(path).suffix.lower()
+    if fmt not in (".parquet", ".jsonl", ".ndjson"):
+        yield from score_with_ray(records, backend_kwargs, config, options, progress=progress, total=total)
+        return
+    ray = _require_ray()
+    options = options or RayOptions()
+    init_ray(options)
+    lines = fmt != ".parquet"
+    ds = ray.data.read_text(str(path)) if lines else ray.data.read_parquet(str(path))
+    # Read into the object store before the actors start: actors holding every CPU
+    # (workers == CPUs, e.g. a small local run) would otherwise starve the read tasks.
+    ds = ds.materialize()
+    kwargs = {"backend_kwargs": backend_kwargs, "config": config or EASConfig(), "fields": fields, "lines": lines}
+
+    def results() -> Iterator[dict[str, Any] | ScoreError]:
+        for index, row in enumerate(_stream(ds, _FileScorer, kwargs, options, "pyarrow")):
+            item = _decode(row["result"])
+            if bool(row["by_index"]):
+                item = ScoreError(index, item.reason) if isinstance(item, ScoreError) else {**item, "id": index}
+            yield item
+
+    yield from _progress(results(), progress, total)
+
+
 def _cause(exc: BaseException) -> str:
     """The innermost error's one-line message (Ray wraps the actor's error)."""
     while getattr(exc, "cause", None) is not None and exc.cause is not exc:
@@ -161,42 +276,20 @@ def score_with_ray(
         fields.pop("extra")  # not used for scoring; keeps every payload JSON-serialisable
         items.append({"i": index, "payload": json.dumps(fields)})
     pending = [it for it in items if isinstance(it, dict)]
+    stream: Iterator[dict[str, Any]] = iter(())
+    if pending:
+        init_ray(options)
+        kwargs = {"backend_kwargs": backend_kwargs, "config": config}
+        stream = _stream(ray.data.from_items(pending), _Scorer, kwargs, options, "numpy")
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, unit="rec", desc="scoring (ray)", dynamic_ncols=True)
-    try:
-        stream: Iterator[dict[str, Any]] = iter(())
-        if pending:
-            init_ray(options)
-            ctx = ray.data.DataContext.get_current()
-            ctx.execution_options.preserve_order = True
-            ds = ray.data.from_items(pending).map_batches(
-                _Scorer,
-                fn_constructor_kwargs={"backend_kwargs": backend_kwargs, "config": config},
-                batch_size=options.batch_records,
-                compute=ray.data.ActorPoolStrategy(size=options.workers),
-                num_gpus=options.gpus_per_worker,
-                num_cpus=options.cpus_per_worker,
-                batch_format="numpy",
-            )
-            stream = iter(ds.iter_rows())
+    def results() -> Iterator[dict[str, Any] | ScoreError]:
         for it in items:
             if isinstance(it, ScoreError):
-                result: dict[str, Any] | ScoreError = it
-            else:
-                try:
-                    row = next(stream)
-                except ray.exceptions.RayError as exc:
-                    raise EngineError(f"the ray engine failed: {_cause(exc)}") from None
-                if int(row["i"]) != it["i"]:
-                    raise RuntimeError(f"ray returned record {row['i']} where {it['i']} was expected")
-                result = _decode(row["result"])
-            yield result
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+                yield it
+                continue
+            row = next(stream)
+            if int(row["i"]) != it["i"]:
+                raise EngineError(f"ray returned record {row['i']} where {it['i']} was expected")
+            yield _decode(row["result"])
+
+    yield from _progress(results(), progress, total)

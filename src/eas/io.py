@@ -52,23 +52,26 @@ def _check_fields(path: Path, present: set[str], fields: FieldMap, id_given: boo
         )
 
 
+def parse_json_line(raw: bytes | str, index: int) -> dict[str, Any] | RecordError:
+    """One non-blank JSONL line as an object, or the ``RecordError`` saying why not."""
+    try:
+        row = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except UnicodeDecodeError as exc:
+        return RecordError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})", index)
+    except json.JSONDecodeError as exc:
+        return RecordError(f"line is not valid JSON ({exc.msg} at column {exc.colno})", index)
+    if isinstance(row, dict):
+        return row
+    return RecordError(f"line holds a JSON {type(row).__name__}, not an object", index)
+
+
 def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
     index = 0
     with path.open("rb") as f:
         for raw in f:
             if not raw.strip():
                 continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                yield index, RecordError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})", index)
-            except json.JSONDecodeError as exc:
-                yield index, RecordError(f"line is not valid JSON ({exc.msg} at column {exc.colno})", index)
-            else:
-                if isinstance(row, dict):
-                    yield index, row
-                else:
-                    yield index, RecordError(f"line holds a JSON {type(row).__name__}, not an object", index)
+            yield index, parse_json_line(raw, index)
             index += 1
 
 
