@@ -216,7 +216,9 @@ def score_file_with_ray(
     ds = ray.data.read_text(str(path)) if lines else ray.data.read_parquet(str(path))
     # Read into the object store before the actors start: actors holding every CPU
     # (workers == CPUs, e.g. a small local run) would otherwise starve the read tasks.
-    ds = ds.materialize()
+    # Several blocks per worker, so that one big block (a one-row-group Parquet file) does
+    # not go to a single actor; shuffle=False keeps the order.
+    ds = ds.repartition(4 * options.workers, shuffle=False).materialize()
     kwargs = {"backend_kwargs": backend_kwargs, "config": config or EASConfig(), "fields": fields, "lines": lines}
 
     def results() -> Iterator[dict[str, Any] | ScoreError]:
