@@ -8,7 +8,10 @@ The packed method (ARCHITECTURE.md, "The core algorithm"):
 2. Probes go in chunks: each probe is its suffix tokens, positioned right after x_t,
    attending to its record's cache up to x_t and to its own earlier suffix tokens (a
    staircase mask). Logits are computed only for each probe's last suffix token.
-3. The probe entries are cropped from the cache after each chunk.
+3. The probe entries are cropped from the cache after each chunk. Chunks run from the
+   last probe back to the first, and before each chunk the cache is cut to the last
+   position it can see, so attention work shrinks with t instead of spanning the
+   whole sequence for every probe.
 
 The naive method runs one forward pass per probe; it is the reference the tests use.
 
@@ -244,12 +247,19 @@ class HFBackend:
     def _run_probes(
         self, encs: list[EncodedRecord], starts: np.ndarray, cache: Any, cache_len: int
     ) -> list[np.ndarray]:
+        """Entropy of every probe of every record, a chunk of probes per forward pass.
+
+        Chunks go from the last probe to the first: before each chunk the cache is cut
+        to the last position that chunk can see, which no earlier chunk needs either,
+        so each chunk attends over a cache that shrinks as t falls (half the work of
+        always attending over the whole sequence).
+        """
         torch = _require_torch()
         dev = self.device
         probes = [(k, t) for k, e in enumerate(encs) for t in range(1, e.answer_end)]
-        entropies: list[list[np.ndarray]] = [[] for _ in encs]
-        for c in range(0, len(probes), self.engine.chunk_size):
-            chunk = probes[c : c + self.engine.chunk_size]
+        entropies = [np.zeros(e.n_probes) for e in encs]
+        for c in range(len(probes), 0, -self.engine.chunk_size):
+            chunk = probes[max(0, c - self.engine.chunk_size) : c]
             ids, pos, ctx_start, ctx_stop, probe_start, last = [], [], [], [], [], []
             for k, t in chunk:
                 e = encs[k]
@@ -261,6 +271,10 @@ class HFBackend:
                 ctx_stop += [int(starts[k]) + p + t] * s
                 probe_start += [q0] * s
                 last.append(q0 + s - 1)
+            visible = max(ctx_stop)
+            if cache_len > visible:
+                cache.crop(visible - cache_len)  # negative: drop entries (transformers 4.x and 5.x)
+                cache_len = visible
             as_long = lambda xs: torch.tensor(xs, dtype=torch.long, device=dev)  # noqa: E731
             mask = staircase_mask(as_long(ctx_start), as_long(ctx_stop), as_long(probe_start), cache_len)
             out = self.model(
@@ -272,7 +286,7 @@ class HFBackend:
                 logits_to_keep=as_long(last),
             )
             h = self._probe_entropies(out.logits[0])  # (n_chunk,)
-            cache.crop(-len(ids))  # negative: drop this many entries (transformers 4.x and 5.x)
-            for (k, _), value in zip(chunk, h, strict=True):
-                entropies[k].append(value)
-        return [np.asarray(v, dtype=np.float64) for v in entropies]
+            cache.crop(-len(ids))
+            for (k, t), value in zip(chunk, h, strict=True):
+                entropies[k][t - 1] = value
+        return entropies
