@@ -9,8 +9,9 @@ Quick use::
 """
 
 from eas.config import EASConfig, EngineConfig
-from eas.io import FieldMap, ResultWriter, read_records
+from eas.io import FieldMap, read_records, read_results, write_results
 from eas.records import InputError, Record, RecordError
+from eas.runs import RunSummary, score_file
 from eas.scoring import RESULT_COLUMNS, ScoreError, load_backend, score_records
 
 __version__ = "0.1.0"
@@ -23,10 +24,13 @@ __all__ = [
     "InputError",
     "Record",
     "RecordError",
-    "ResultWriter",
+    "RunSummary",
     "ScoreError",
     "__version__",
     "load_backend",
     "read_records",
+    "read_results",
+    "score_file",
     "score_records",
+    "write_results",
 ]

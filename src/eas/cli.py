@@ -60,7 +60,8 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         description="Score (prompt, response[, answer]) records: EAS, mean EAS, PPL, length, "
         "mean token entropy, max sequence log-prob, HES and the final-answer entropy. "
         "Bad records go to OUT's errors file (scored.jsonl -> scored.errors.jsonl) with a reason; "
-        "exit status 0 = all scored, 3 = some skipped, 2 = usage error.",
+        "exit status 0 = all scored, 3 = some skipped, 2 = usage error. "
+        "Runs are resumable: rerun the same command after a crash and finished batches are kept.",
     )
     p.add_argument("input", help="records: .jsonl, .parquet or .csv")
     p.add_argument("--out", required=True, help="results: .jsonl or .parquet")
@@ -94,6 +95,13 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--batch-tokens", type=int, default=2048, help="pack short records together up to this many tokens (0: off)"
     )
+    g = p.add_argument_group("long runs")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again even if OUT (or its unfinished parts) was made with other settings",
+    )
+    g.add_argument("--dedupe", action="store_true", help="keep the first record of a duplicate id (default: refuse)")
     p.set_defaults(func=cmd_score)
 
 
@@ -117,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from eas.config import EASConfig, EngineConfig
-    from eas.io import FieldMap, ResultWriter, check_output_path, count_rows, errors_path, read_records
-    from eas.scoring import ScoreError, load_backend, score_records
+    from eas.io import FieldMap, errors_path
+    from eas.runs import score_file
+    from eas.scoring import load_backend
 
     try:
         config = EASConfig(
@@ -134,26 +143,36 @@ def cmd_score(args: argparse.Namespace) -> int:
     fields = FieldMap(
         id=args.id_field or "id", prompt=args.prompt_field, response=args.response_field, answer=args.answer_field
     )
-    records = read_records(args.input, fields, id_given=args.id_field is not None)
-    check_output_path(args.out)
-    try:
-        backend = load_backend(
-            args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, engine=engine
-        )
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
-    n_ok = n_err = 0
-    with ResultWriter(args.out) as out, ResultWriter(errors_path(args.out)) as errors:
-        for item in score_records(records, backend, config, progress=not args.quiet, total=count_rows(args.input)):
-            if isinstance(item, ScoreError):
-                errors.write([item.row()])
-                n_err += 1
-            else:
-                out.write([item])
-                n_ok += 1
-    log.info("scored %d records -> %s", n_ok, args.out)
-    if n_err:
-        log.warning("skipped %d records; reasons in %s", n_err, errors_path(args.out))
+
+    def make_backend():
+        try:
+            return load_backend(
+                args.model,
+                device=args.device,
+                dtype=args.dtype,
+                trust_remote_code=args.trust_remote_code,
+                engine=engine,
+            )
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
+
+    summary = score_file(
+        args.input,
+        args.out,
+        make_backend,
+        config,
+        fields=fields,
+        id_given=args.id_field is not None,
+        settings={"model": args.model, "dtype": args.dtype, "backend": "hf"},
+        batch_tokens=args.batch_tokens,
+        overwrite=args.overwrite,
+        dedupe=args.dedupe,
+        progress=not args.quiet,
+    )
+    state = "already complete: " if summary.already_complete else ""
+    log.info("%sscored %d records -> %s", state, summary.rows, args.out)
+    if summary.errors:
+        log.warning("skipped %d records; reasons in %s", summary.errors, errors_path(args.out))
         return EXIT_SKIPPED
     return EXIT_OK
 

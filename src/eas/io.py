@@ -11,13 +11,15 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eas.records import InputError, Record, RecordError
+from eas.runstore import write_atomic
 
 INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".csv": "csv"}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -177,21 +179,20 @@ def read_records(
     return generate()
 
 
-def count_rows(path: str | Path) -> int | None:
-    """Number of rows, cheaply where the format allows (for a progress bar)."""
-    path = Path(path)
-    fmt = INPUT_FORMATS.get(path.suffix.lower())
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.ParquetFile(path).metadata.num_rows
-        if fmt == "jsonl":
-            with path.open("rb") as f:
-                return sum(1 for line in f if line.strip())
-    except Exception:
-        return None
-    return None
+def find_duplicate_ids(records: Iterable[Record | RecordError]) -> tuple[int, list[Any]]:
+    """Number of rows and the ids that occur more than once (one pass over the input)."""
+    seen: set[Any] = set()
+    dup: dict[Any, None] = {}
+    n = 0
+    for rec in records:
+        n += 1
+        rid = rec.id if isinstance(rec, Record) else None
+        if rid is None:
+            continue
+        if rid in seen:
+            dup[rid] = None
+        seen.add(rid)
+    return n, list(dup)
 
 
 def errors_path(out: str | Path) -> Path:
@@ -215,37 +216,64 @@ def check_output_path(path: str | Path) -> str:
     return fmt
 
 
-class ResultWriter:
-    """Writes result rows to JSONL (streamed, flushed per call) or Parquet (at close)."""
+def jsonl_line(row: dict[str, Any]) -> str:
+    """One JSONL line; non-finite floats become null (JSON has no NaN)."""
+    return json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) + "\n"
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.format = check_output_path(self.path)
-        self._rows: list[dict[str, Any]] = []
-        self._file = self.path.open("w", encoding="utf-8") if self.format == "jsonl" else None
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        if self._file is not None:
-            for row in rows:
-                self._file.write(json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) + "\n")
-            self._file.flush()
-        else:
-            self._rows.extend(rows)
+def write_jsonl(path: Path, make_batches: Callable[[], Iterator[list[dict[str, Any]]]]) -> None:
+    """Write row batches as JSONL, all or nothing (temporary name, fsync, rename)."""
+    write_atomic(path, (jsonl_line(row) for batch in make_batches() for row in batch))
 
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            return
-        import pyarrow as pa
+
+def write_parquet(path: Path, make_batches: Callable[[], Iterator[list[dict[str, Any]]]]) -> None:
+    """Write row batches as one Parquet file, streaming, all or nothing.
+
+    A first pass over the batches settles the schema (a column that is null in one
+    batch and a float in another is a float column; ids of mixed types become strings).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schemas, id_types = [], set()
+    for batch in make_batches():
+        if batch:
+            id_types |= {type(r.get("id")) for r in batch}
+            schemas.append(pa.Table.from_pylist(_id_as(batch, None)).schema)
+    stringify = len(id_types) > 1
+    if not schemas:
+        schema = pa.schema([("id", pa.string())])
+    else:
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        if stringify:
+            schema = schema.set(schema.get_field_index("id"), pa.field("id", pa.string()))
+    tmp = path.with_name(path.name + ".tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for batch in make_batches():
+            if batch:
+                rows = _id_as(batch, str if stringify else None)
+                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+    with tmp.open("rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _id_as(rows: list[dict[str, Any]], cast: Callable[[Any], Any] | None) -> list[dict[str, Any]]:
+    return [{**r, "id": cast(r.get("id"))} for r in rows] if cast else rows
+
+
+def write_results(path: str | Path, make_batches: Callable[[], Iterator[list[dict[str, Any]]]]) -> None:
+    """Write row batches to ``path`` in the format its extension names."""
+    path = Path(path)
+    {"jsonl": write_jsonl, "parquet": write_parquet}[check_output_path(path)](path, make_batches)
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a results file written by ``write_results`` (JSONL or Parquet)."""
+    path = Path(path)
+    if check_output_path(path) == "parquet":
         import pyarrow.parquet as pq
 
-        rows = self._rows
-        if len({type(r.get("id")) for r in rows}) > 1:  # ids from row indices beside strings
-            rows = [{**r, "id": str(r.get("id"))} for r in rows]
-        pq.write_table(pa.Table.from_pylist(rows), self.path)
-
-    def __enter__(self) -> ResultWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return pq.read_table(path).to_pylist()
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
