@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import make_tiny_llama, write_jsonl
+from helpers import write_jsonl
 
 from eas.records import InputError
 from eas.runstore import PartStore
@@ -29,14 +29,6 @@ def _records(n: int = 60) -> list[dict]:
         rows[7]["response"] = "no final answer"  # bad records in the middle
         rows[31]["response"] = ""
     return rows
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tokenizer) -> Path:
-    path = tmp_path_factory.mktemp("tiny-model")
-    make_tiny_llama(len(tokenizer), seed=3).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def _cmd(src: Path, out: Path, model: Path) -> list[str]:

@@ -66,6 +66,8 @@ def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]
                 yield index, RecordError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})", index)
             except json.JSONDecodeError as exc:
                 yield index, RecordError(f"line is not valid JSON ({exc.msg} at column {exc.colno})", index)
+            except RecursionError:
+                yield index, RecordError("line is JSON nested too deeply to read", index)
             else:
                 if isinstance(row, dict):
                     yield index, row
@@ -86,7 +88,8 @@ def _rows_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordErro
 
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
     csv.field_size_limit(sys.maxsize)
-    with path.open(newline="", encoding="utf-8", errors="strict") as f:
+    # Undecodable bytes become lone surrogates here; _text() turns them into a record error.
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
         yield from enumerate(csv.DictReader(f))
 
 
@@ -98,7 +101,7 @@ def _field_names(path: Path, fmt: str) -> set[str] | None:
 
             return set(pq.read_schema(path).names)
         if fmt == "csv":
-            with path.open(newline="", encoding="utf-8") as f:
+            with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
                 return set(next(csv.reader(f), []))
         for _, row in _rows_jsonl(path):
             if isinstance(row, dict):
@@ -122,7 +125,12 @@ def _text(row: dict[str, Any], name: str, required: bool) -> str | None:
         raise RecordError(f"field {name!r} is {value}, expected a string")
     if required and not isinstance(value, str):
         raise RecordError(f"field {name!r} is a {type(value).__name__}, expected a string")
-    return str(value)
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError(f"field {name!r} is not valid UTF-8") from None
+    return text
 
 
 def to_record(index: int, row: dict[str, Any], fields: FieldMap) -> Record:

@@ -25,6 +25,9 @@ from eas.answers import last_boxed_span
 from eas.config import EASConfig
 from eas.records import Record, RecordError
 
+# No tokenizer we know packs more characters than this into one token on average.
+MAX_CHARS_PER_TOKEN = 32
+
 
 @dataclass(frozen=True)
 class EncodedRecord:
@@ -68,7 +71,10 @@ def token_at_char(offsets: list[tuple[int, int]], char_index: int) -> int:
     for i, (_, end) in enumerate(offsets):
         if end > char_index:
             return i
-    raise RecordError(f"no response token covers character {char_index}")
+    raise RecordError(
+        f"the tokenizer's offset mapping does not reach character {char_index} of the response "
+        "(unusual characters next to the final answer); x_T cannot be located"
+    )
 
 
 def answer_end_char(response: str, end: str) -> int:
@@ -103,6 +109,12 @@ def encode_record(tokenizer: Any, record: Record, config: EASConfig, max_context
     """Tokenize a record and locate x_T; raises ``RecordError`` with a one-line reason."""
     if not record.response.strip():
         raise RecordError("empty response")
+    chars = len(record.prompt) + len(record.response)
+    if max_context is not None and chars > max_context * MAX_CHARS_PER_TOKEN:
+        # Reject before tokenizing: megabytes of text would take seconds to tokenize.
+        raise RecordError(
+            f"prompt + response hold {chars} characters, far more than the model's context of {max_context} tokens"
+        )
     end_char = answer_end_char(record.response, config.end)
 
     enc = tokenizer(record.response, add_special_tokens=False, return_offsets_mapping=True)
