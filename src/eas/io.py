@@ -164,6 +164,17 @@ def read_records(
     Raises:
         InputError: before the first record, for file-level problems.
     """
+    pairs = read_rows_and_records(path, fields, id_given)
+    return (rec for _, rec in pairs)
+
+
+def read_rows_and_records(
+    path: str | Path, fields: FieldMap | None = None, id_given: bool = False
+) -> Iterator[tuple[dict[str, Any] | None, Record | RecordError]]:
+    """Like ``read_records``, with each input row as read (None for an unreadable line).
+
+    For commands that write the input rows back unchanged (``eas select``).
+    """
     path = Path(path)
     fields = fields or FieldMap()
     fmt = _format(path, INPUT_FORMATS, "input")
@@ -174,15 +185,15 @@ def read_records(
         _check_fields(path, names, fields, id_given)
     rows = {"jsonl": _rows_jsonl, "parquet": _rows_parquet, "csv": _rows_csv}[fmt](path)
 
-    def generate() -> Iterator[Record | RecordError]:
+    def generate() -> Iterator[tuple[dict[str, Any] | None, Record | RecordError]]:
         for index, row in rows:
             if isinstance(row, RecordError):
-                yield row
+                yield None, row
                 continue
             try:
-                yield to_record(index, row, fields)
+                yield row, to_record(index, row, fields)
             except RecordError as exc:
-                yield exc if exc.record_id is not None else RecordError(exc.reason, index)
+                yield row, exc if exc.record_id is not None else RecordError(exc.reason, index)
 
     return generate()
 

@@ -96,7 +96,7 @@ def select(strategy: str, scores: Sequence[float | None] | None, n: int, budget:
         # Always right or always wrong teaches nothing the student can use: drop both.
         values = [None if s is None or s <= 0.0 or s >= 1.0 else s for s in values]
     chosen = top_k(values, budget, highest=strategy != "pass-rate")
-    eligible = sum(v is not None and np.isfinite(v) for v in values)
+    eligible = int(sum(v is not None and bool(np.isfinite(v)) for v in values))
     return Selection(chosen, [float(values[i]) for i in chosen], eligible, budget - len(chosen))
 
 
