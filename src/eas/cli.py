@@ -98,7 +98,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
 
 
 # Modules that add subcommands with ``add_parsers(sub)``, in --help order.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("eas.cli_study",)
 
 
 def build_parser() -> argparse.ArgumentParser:

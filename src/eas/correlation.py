@@ -94,6 +94,23 @@ def bootstrap_ci(
     return NAN, NAN
 
 
+def pearson(x: Sequence[Any], y: Sequence[Any]) -> tuple[float, float]:
+    """Pearson r and its two-sided p-value over the finite pairs; NaNs when undefined.
+
+    Example:
+        >>> r, p = pearson([1, 2, 3], [2, 4, 6])
+        >>> round(r, 6)
+        1.0
+    """
+    xs, ys = finite_pairs(x, y)
+    if xs.size < 2 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
+        return NAN, NAN
+    from scipy import stats
+
+    res = stats.pearsonr(xs, ys)
+    return float(res.statistic), float(res.pvalue)
+
+
 def correlate(
     x: Sequence[Any], y: Sequence[Any], confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
 ) -> Correlation:

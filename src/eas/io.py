@@ -249,3 +249,25 @@ class ResultWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_table(path: str | Path) -> list[dict[str, Any]]:
+    """All rows of a results file (JSONL or Parquet) as dicts, e.g. a study's per-question table.
+
+    Raises:
+        InputError: a missing file, an unknown extension, or a line that is not a JSON object.
+    """
+    path = Path(path)
+    fmt = _format(path, OUTPUT_FORMATS, "results")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    rows = []
+    for index, row in _rows_jsonl(path):
+        if isinstance(row, RecordError):
+            raise InputError(f"{path}: row {index}: {row.reason}")
+        rows.append(row)
+    return rows
