@@ -142,3 +142,13 @@ def test_demo_quick(tmp_path, capsys, embedded_dir):
     with (out / "correlations.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 16
     assert "EAS" in capsys.readouterr().out
+
+
+def test_missing_study_extra_names_the_pip_line(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else real(name, *a))
+    pq = write_jsonl(tmp_path / "pq.jsonl", _per_question(1.0))
+    assert main(["-q", "correlate", str(pq), "--out", str(tmp_path)]) == 2
+    assert "pip install 'eas[study]'" in capsys.readouterr().err

@@ -11,7 +11,9 @@ Quick use::
 from eas.config import EASConfig, EngineConfig
 from eas.io import FieldMap, ResultWriter, read_records
 from eas.records import InputError, Record, RecordError
+from eas.sampling import Question, SamplingConfig
 from eas.scoring import RESULT_COLUMNS, ScoreError, load_backend, score_records
+from eas.study import StudyConfig, run_study
 
 __version__ = "0.1.0"
 
@@ -21,12 +23,16 @@ __all__ = [
     "EngineConfig",
     "FieldMap",
     "InputError",
+    "Question",
     "Record",
     "RecordError",
     "ResultWriter",
+    "SamplingConfig",
     "ScoreError",
+    "StudyConfig",
     "__version__",
     "load_backend",
     "read_records",
+    "run_study",
     "score_records",
 ]

@@ -77,6 +77,18 @@ def _fewshot(args: argparse.Namespace) -> list[Any]:
     return [] if args.no_fewshot else load_fewshot(args.fewshot)
 
 
+STUDY_EXTRA = {"scipy": "scipy", "math_verify": "math-verify", "matplotlib": "matplotlib"}
+
+
+def _require_study_extra() -> None:
+    """Fail early, with the pip line that fixes it, when the [study] extra is missing."""
+    import importlib.util
+
+    missing = [pkg for mod, pkg in STUDY_EXTRA.items() if importlib.util.find_spec(mod) is None]
+    if missing:
+        raise ImportError(f"the study needs {', '.join(missing)}: pip install 'eas[study]'")
+
+
 def _passive_openmp() -> None:
     """Let idle OpenMP threads sleep instead of spin (unless the user chose otherwise).
 
@@ -109,6 +121,7 @@ def _check_out_file(path: str, suffix: str) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    _require_study_extra()
     _passive_openmp()
     from eas.answers import AnswerMatcher
     from eas.sampling import load_questions
@@ -139,6 +152,7 @@ def _print_result(result: Any, wall_s: float) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    _require_study_extra()
     _passive_openmp()
     from eas.config import EASConfig
     from eas.sampling import load_questions
@@ -168,6 +182,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _require_study_extra()
     _passive_openmp()
     from eas.demo import run_demo
 
@@ -184,6 +199,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_correlate(args: argparse.Namespace) -> int:
+    _require_study_extra()
     from eas.io import read_table
     from eas.study import correlation_rows, detail_table, markdown_table, write_correlations_csv
 
@@ -212,6 +228,7 @@ def cmd_correlate(args: argparse.Namespace) -> int:
 
 
 def cmd_plot_trajectory(args: argparse.Namespace) -> int:
+    _require_study_extra()
     from eas.io import read_table
     from eas.plots import save, trajectory_figure
 

@@ -2,8 +2,8 @@
 
 Everything that comes from the model or the dataset (questions, answers, sampled text,
 ids, the model name) is escaped: HTML-escaped with quotes in the HTML report, and in the
-markdown report escaped for HTML too (viewers render inline HTML) with table pipes
-escaped. Figures are embedded in the HTML as base64 PNG data URIs, so the file stands
+markdown report ``<``, ``>`` and ``&`` are escaped (viewers render inline HTML) and table
+pipes too. Figures are embedded in the HTML as base64 PNG data URIs, so the file stands
 alone.
 """
 
@@ -37,7 +37,7 @@ def md_cell(text: Any, limit: int = 160) -> str:
     s = " ".join(str(text).split())
     if len(s) > limit:
         s = s[: limit - 1] + "…"
-    return esc(s).replace("|", "\\|")
+    return html.escape(s, quote=False).replace("|", "\\|")
 
 
 def _num(v: Any, digits: int = 2) -> str:
@@ -87,7 +87,7 @@ def render_markdown(
     out += ["", "## Correlations", ""]
     for ref in ("answer_entropy", "correctness_entropy"):
         if any(r["reference"] == ref for r in correlations):
-            out += [esc(markdown_table(list(correlations), ref)).replace("&#x27;", "'"), ""]
+            out += [md_safe_table(markdown_table(list(correlations), ref)), ""]
     out += ["All columns (AUROC and PRR: the metric predicting a wrong sample-0 answer):", ""]
     out += [md_safe_table(detail_table(list(correlations))), "", "## Figures", ""]
     for name, path in figures.items():
@@ -107,7 +107,7 @@ def render_markdown(
 
 def md_safe_table(text: str) -> str:
     """Escape HTML in a markdown table we built (labels may come from the user)."""
-    return esc(text).replace("&#x27;", "'").replace("&quot;", '"')
+    return html.escape(text, quote=False)
 
 
 def _html_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
