@@ -31,7 +31,12 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
     g.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per sample (default 128)")
     g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same samples (default 0)")
-    g.add_argument("--batch-size", type=int, default=64, help="sequences per generate call (default 64)")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="sequences per batch; all n samples of a question share one (default 64)",
+    )
     g.add_argument("--question-field", default="question", help="field with the question text (default: question)")
     g.add_argument(
         "--fewshot",
@@ -331,9 +336,3 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     add_model_args(p)
     p.set_defaults(func=cmd_demo)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from eas.cli import main
-
-    sys.exit(main(["demo", *sys.argv[1:]]))

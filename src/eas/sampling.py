@@ -47,8 +47,8 @@ class SamplingConfig:
         top_p: nucleus sampling mass.
         max_new_tokens: generation budget per sample.
         seed: seed of the random stream (each batch is seeded from it and its index).
-        batch_size: sequences per ``generate`` call: ``batch_size // n`` questions (at
-            least one) with all their n samples.
+        batch_size: sequences per batch: ``batch_size // n`` questions (at least one)
+            with all their n samples.
     """
 
     n: int = 8
@@ -218,7 +218,7 @@ def generate_samples(
         ``samples[i][k]``: sample k of prompt i, decoded without special tokens.
     """
 
-    per_batch = max(1, config.batch_size // config.n)  # questions per generate call
+    per_batch = max(1, config.batch_size // config.n)  # questions per batch
     out: list[list[str]] = []
     bar = None
     if progress:
@@ -240,6 +240,12 @@ def generate_samples(
         if bar is not None:
             bar.close()
     return out
+
+
+def _returned_cache(output: Any) -> Any:
+    """The KV cache a forward pass returned (``cache`` in transformers 5.x, else ``past_key_values``)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -291,7 +297,7 @@ def _generate_group(
     tokens: list[list[int]] = [[] for _ in range(n_rows)]
     with torch.inference_mode():
         out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-        cache = getattr(out, "cache", None) or out.past_key_values
+        cache = _returned_cache(out)
         cache.batch_repeat_interleave(config.n)  # (q * n, ...) in place
         logits = out.logits[:, -1].repeat_interleave(config.n, dim=0)  # (b, V)
         mask = mask.repeat_interleave(config.n, dim=0)
@@ -314,7 +320,7 @@ def _generate_group(
             out = model(
                 input_ids=new[:, None], attention_mask=mask, position_ids=next_pos, use_cache=True, **{cache_kw: cache}
             )
-            cache = getattr(out, "cache", None) or out.past_key_values
+            cache = _returned_cache(out)
             logits = out.logits[:, -1]
             next_pos = next_pos + 1
     return tokens
