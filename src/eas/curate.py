@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from eas.config import EASConfig
-from eas.io import FieldMap, read_results, read_rows_and_records, write_results
+from eas.io import FieldMap, read_rows_and_records, read_table, write_results
 from eas.records import InputError, Record, RecordError
 from eas.runstore import manifest_path, write_atomic
 from eas.selection import SCORE_COLUMNS, Selection, quantiles, select
@@ -53,7 +53,7 @@ def _column_scores(rows: Sequence[dict[str, Any] | None], column: str) -> list[f
 
 
 def _joined_scores(records: Sequence[Record | RecordError], path: str, column: str) -> list[float | None]:
-    scored = {str(r["id"]): r.get(column) for r in read_results(path)}
+    scored = {str(r["id"]): r.get(column) for r in read_table(path)}
     if not scored:
         raise InputError(f"{path}: no rows")
     missing = sum(1 for rec in records if isinstance(rec, Record) and str(rec.id) not in scored)

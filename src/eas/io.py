@@ -287,12 +287,23 @@ def write_results(path: str | Path, make_batches: Callable[[], Iterator[list[dic
     {"jsonl": write_jsonl, "parquet": write_parquet}[check_output_path(path)](path, make_batches)
 
 
-def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a results file written by ``write_results`` (JSONL or Parquet)."""
+def read_table(path: str | Path) -> list[dict[str, Any]]:
+    """All rows of a results file (JSONL or Parquet) as dicts, e.g. a study's per-question table.
+
+    Raises:
+        InputError: a missing file, an unknown extension, or a line that is not a JSON object.
+    """
     path = Path(path)
-    if check_output_path(path) == "parquet":
+    fmt = _format(path, OUTPUT_FORMATS, "results")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if fmt == "parquet":
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pylist()
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    rows = []
+    for index, row in _rows_jsonl(path):
+        if isinstance(row, RecordError):
+            raise InputError(f"{path}: row {index}: {row.reason}")
+        rows.append(row)
+    return rows

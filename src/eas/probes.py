@@ -38,6 +38,7 @@ class EncodedRecord:
         response_ids: R tokens (x_1 .. x_R).
         suffix_ids: s tokens appended to every probe context.
         answer_end: T, the 1-based index of x_T in the response.
+        track_ids: token ids whose probability each probe also returns (may be empty).
     """
 
     record: Record
@@ -45,6 +46,7 @@ class EncodedRecord:
     response_ids: list[int]
     suffix_ids: list[int]
     answer_end: int
+    track_ids: tuple[int, ...] = ()
 
     @property
     def n_probes(self) -> int:
@@ -139,7 +141,16 @@ def encode_record(tokenizer: Any, record: Record, config: EASConfig, max_context
     needed = len(prompt_ids) + max(len(response_ids), answer_end - 1 + len(suffix_ids))
     if max_context is not None and needed > max_context:
         raise RecordError(f"prompt + response need {needed} positions, more than the model's context of {max_context}")
-    return EncodedRecord(record, prompt_ids, response_ids, suffix_ids, answer_end)
+    track_ids = tuple(single_token_id(tokenizer, s) for s in config.track_tokens)
+    return EncodedRecord(record, prompt_ids, response_ids, suffix_ids, answer_end, track_ids)
+
+
+def single_token_id(tokenizer: Any, text: str) -> int:
+    """The id of ``text`` tokenized alone; ``RecordError`` unless it is exactly one token."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if len(ids) != 1:
+        raise RecordError(f"tracked token {text!r} is {len(ids)} tokens with this tokenizer, not one")
+    return ids[0]
 
 
 # --- attention masks (torch, imported lazily) -------------------------------------------

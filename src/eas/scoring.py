@@ -70,7 +70,7 @@ def load_backend(
 
 
 def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[str, Any]:
-    """Output row of one scored record (columns RESULT_COLUMNS, + trajectory if asked)."""
+    """Output row of one scored record (RESULT_COLUMNS, + trajectory, option_probs if asked)."""
     figures = record_figures(m.probe_entropies, m.token_logprobs, m.token_entropies, config.hes_fraction)
     row = {
         "id": enc.record.id,
@@ -81,6 +81,11 @@ def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[st
     row = {c: row[c] for c in RESULT_COLUMNS}
     if config.trajectory:
         row["trajectory"] = [float(h) for h in m.probe_entropies]
+    if config.track_tokens:
+        probs = m.probe_token_probs  # (T-1, K), or None from a backend that cannot track tokens
+        row["option_probs"] = (
+            None if probs is None else {s: [float(p) for p in probs[:, j]] for j, s in enumerate(config.track_tokens)}
+        )
     return row
 
 

@@ -22,11 +22,15 @@ class Measurement:
         probe_entropies: ``(T-1,)`` H_t in bits for t = 1 .. T-1.
         token_logprobs: ``(R,)`` natural-log probability of each response token.
         token_entropies: ``(R,)`` bits, entropy of the distribution predicting each token.
+        probe_token_probs: ``(T-1, K)`` probability, at each probe, of each of the record's
+            tracked tokens (``EncodedRecord.track_ids``), from the same logits as the probe
+            entropies; ``None`` when no token is tracked.
     """
 
     probe_entropies: np.ndarray
     token_logprobs: np.ndarray
     token_entropies: np.ndarray
+    probe_token_probs: np.ndarray | None = None
 
 
 class Backend(Protocol):
