@@ -106,7 +106,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
 
 
 # Modules that add subcommands with ``add_parsers(sub)``, in --help order.
-COMMAND_MODULES: tuple[str, ...] = ("eas.cli_study", "eas.cli_select")
+COMMAND_MODULES: tuple[str, ...] = ("eas.cli_study", "eas.cli_select", "eas.cli_experiment")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scores", default=None, help="an `eas score` output for the pool (reused, joined by id)")
     p.add_argument("--out", required=True, help="the chosen rows: .jsonl or .parquet")
     p.add_argument("--no-chat-template", action="store_true", help="raw prompt text (as for eas score)")
+    g = p.add_argument_group("pass-rate")
+    g.add_argument("-k", type=int, default=4, help="answers sampled per question (default 4)")
+    g.add_argument("--temperature", type=float, default=0.7)
+    g.add_argument("--max-new-tokens", type=int, default=256)
+    g.add_argument("--sample-seed", type=int, default=0)
     add_model_args(p)
     add_field_args(p)
     p.set_defaults(func=cmd_select)
@@ -92,7 +97,16 @@ def cmd_select(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
 
-    manifest = select_file(args.input, args.out, request, backend)
+    def pass_rates(records):
+        from eas.evaluation import pool_pass_rates
+        from eas.sampling import SamplingConfig, load_fewshot
+
+        sampling = SamplingConfig(
+            temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.sample_seed
+        )
+        return pool_pass_rates(records, backend(), args.k, sampling, load_fewshot(None), progress=not args.quiet)
+
+    manifest = select_file(args.input, args.out, request, backend, pass_rates)
     log.info(
         "%s: chose %d of %d (%d eligible) -> %s",
         args.strategy,

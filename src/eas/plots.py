@@ -215,3 +215,24 @@ def draw_figures(table: Sequence[Mapping[str, Any]], out_dir: str | Path, alpha:
             examples[bucket] = OptionTrace(label, ex["option_probs"], ex["trajectory"], ex.get("answer"))
         paths["options"] = save(option_figure(examples, bucket_traj, alpha), out / "fig3_option_probabilities.png")
     return paths
+
+
+def selection_bars(rows: Sequence[Mapping[str, Any]], strategies: Sequence[str]) -> Any:
+    """The selection experiment: each strategy's Avg Pass@1 difference to random, per
+    checkpoint rank, with its 95 % interval (random's absolute level in the title)."""
+    others = [s for s in strategies if s != "random"]
+    fig, axes = _figure(1, 1, 1 + 1.6 * max(1, len(others)), 3.4)
+    ax = axes[0, 0]
+    width = 0.8 / max(1, len(rows))
+    x = np.arange(len(others))
+    for i, row in enumerate(rows):
+        means = [row[s] for s in others]
+        errs = [row[f"{s}_ci"] for s in others]
+        ax.bar(x + i * width, means, width, yerr=errs, capsize=3, label=f"checkpoint {row['checkpoint']}")
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xticks(x + width * (len(rows) - 1) / 2, others)
+    ax.set_ylabel("Avg Pass@1 minus random (points)")
+    levels = ", ".join(f"{r['random']:.1f}" for r in rows)
+    ax.set_title(f"Selection at equal budget (random: {levels})", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
