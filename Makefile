@@ -22,9 +22,8 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	mkdir -p demo_out
-	$(VENV)/bin/eas score src/eas/data/example_traces.jsonl --model embedded --trajectory --out demo_out/scored.jsonl
-	@echo "results: demo_out/scored.jsonl"
+	$(VENV)/bin/eas demo --out demo_out
+	@echo "report: demo_out/report.html (and demo_out/report.md)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

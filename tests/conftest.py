@@ -37,3 +37,12 @@ def embedded_model(embedded_dir):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(embedded_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tokenizer) -> Path:
+    """A tiny seeded Llama (context 1024) with the SmolLM2 tokenizer, saved as a model folder."""
+    path = tmp_path_factory.mktemp("tiny-model")
+    make_tiny_llama(len(tokenizer), seed=3).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -83,3 +83,36 @@ def test_sliding_window_models_refuse_the_packed_method(tokenizer):
     with pytest.raises(ValueError, match="sliding-window"):
         HFBackend(model, tokenizer)
     HFBackend(model, tokenizer, engine=__import__("eas").EngineConfig(method="naive"))
+
+
+def test_tracked_token_probs_packed_equal_naive_and_softmax(tiny_model, tokenizer):
+    """Option-letter probabilities come from the probe logits: packed == naive == a plain softmax."""
+    import torch
+
+    from eas.probes import encode_record
+
+    config = EASConfig(trajectory=True, track_tokens=("A", "B", "C", "D"))
+    naive = _score(backend(tiny_model, tokenizer, method="naive"), RECORDS, config)
+    packed = _score(backend(tiny_model, tokenizer, chunk_size=5, batch_tokens=4096), RECORDS, config)
+    _assert_same(packed, naive)
+    for p, n in zip(packed, naive, strict=True):
+        assert set(p["option_probs"]) == {"A", "B", "C", "D"}
+        for letter in "ABCD":
+            assert len(p["option_probs"][letter]) == p["n_probes"]
+            np.testing.assert_allclose(p["option_probs"][letter], n["option_probs"][letter], atol=1e-5, rtol=1e-3)
+
+    # Probe t = 2 of record "a", from a full forward pass of its probe context.
+    enc = encode_record(tokenizer, RECORDS[0], config)
+    with torch.inference_mode():
+        logits = tiny_model(input_ids=torch.tensor([enc.probe_context(2)])).logits[0, -1]
+    expected = logits.softmax(-1)[list(enc.track_ids)].numpy()
+    got = [packed[0]["option_probs"][s][1] for s in "ABCD"]
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-6)
+    assert len(set(enc.track_ids)) == 4
+
+
+def test_untracked_rows_have_no_option_probs(tiny_model, tokenizer):
+    rows = _score(backend(tiny_model, tokenizer), RECORDS[:1])
+    assert "option_probs" not in rows[0]
+    with pytest.raises(ValueError, match="distinct"):
+        EASConfig(track_tokens=("A", "A"))

@@ -9,9 +9,12 @@ Quick use::
 """
 
 from eas.config import EASConfig, EngineConfig
-from eas.io import FieldMap, ResultWriter, read_records
+from eas.io import FieldMap, read_records, read_table, write_results
 from eas.records import InputError, Record, RecordError
+from eas.runs import RunSummary, score_file
+from eas.sampling import Question, SamplingConfig
 from eas.scoring import RESULT_COLUMNS, ScoreError, load_backend, score_records
+from eas.study import StudyConfig, run_study
 
 __version__ = "0.1.0"
 
@@ -21,12 +24,19 @@ __all__ = [
     "EngineConfig",
     "FieldMap",
     "InputError",
+    "Question",
     "Record",
     "RecordError",
-    "ResultWriter",
+    "RunSummary",
+    "SamplingConfig",
     "ScoreError",
+    "StudyConfig",
     "__version__",
     "load_backend",
     "read_records",
+    "read_table",
+    "run_study",
+    "score_file",
     "score_records",
+    "write_results",
 ]

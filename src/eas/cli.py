@@ -120,7 +120,8 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         description="Score (prompt, response[, answer]) records: EAS, mean EAS, PPL, length, "
         "mean token entropy, max sequence log-prob, HES and the final-answer entropy. "
         "Bad records go to OUT's errors file (scored.jsonl -> scored.errors.jsonl) with a reason; "
-        "exit status 0 = all scored, 3 = some skipped, 2 = usage error.",
+        "exit status 0 = all scored, 3 = some skipped, 2 = usage error. "
+        "Runs are resumable: rerun the same command after a crash and finished batches are kept.",
     )
     p.add_argument("input", help="records: .jsonl, .parquet or .csv")
     p.add_argument("--out", required=True, help="results: .jsonl or .parquet")
@@ -155,11 +156,18 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--batch-tokens", type=int, default=2048, help="pack short records together up to this many tokens (0: off)"
     )
+    g = p.add_argument_group("long runs")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again even if OUT (or its unfinished parts) was made with other settings",
+    )
+    g.add_argument("--dedupe", action="store_true", help="keep the first record of a duplicate id (default: refuse)")
     p.set_defaults(func=cmd_score)
 
 
 # Modules that add subcommands with ``add_parsers(sub)``, in --help order.
-COMMAND_MODULES: tuple[str, ...] = ("eas.cli_scale",)
+COMMAND_MODULES: tuple[str, ...] = ("eas.cli_study", "eas.cli_select", "eas.cli_experiment", "eas.cli_scale")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,8 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from eas.config import EASConfig, EngineConfig
-    from eas.io import FieldMap, ResultWriter, check_output_path, count_rows, errors_path, read_records
-    from eas.scoring import ScoreError, load_backend, score_records
+    from eas.io import FieldMap, errors_path
+    from eas.runs import score_file
+    from eas.scoring import load_backend
 
     try:
         config = EASConfig(
@@ -195,52 +204,72 @@ def cmd_score(args: argparse.Namespace) -> int:
     fields = FieldMap(
         id=args.id_field or "id", prompt=args.prompt_field, response=args.response_field, answer=args.answer_field
     )
-    records = read_records(args.input, fields, id_given=args.id_field is not None)
-    check_output_path(args.out)
     options = backend_options(args, engine)
     if args.engine == "ray":
-        from eas.distributed import RayOptions, score_file_with_ray
-
-        try:
-            ray = RayOptions(workers=args.workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        items = _ray_errors_as_usage(
-            score_file_with_ray(
-                args.input,
-                fields,
-                options,
-                config,
-                ray,
-                id_given=args.id_field is not None,
-                progress=not args.quiet,
-                total=count_rows(args.input),
-            )
-        )
+        summary = _score_with_ray(args, fields, options, config)
     else:
-        try:
-            backend = load_backend(**options)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
-        items = score_records(records, backend, config, progress=not args.quiet, total=count_rows(args.input))
-    n_ok = n_err = 0
-    with ResultWriter(args.out) as out, ResultWriter(errors_path(args.out)) as errors:
-        for item in items:
-            if isinstance(item, ScoreError):
-                errors.write([item.row()])
-                n_err += 1
-            else:
-                out.write([item])
-                n_ok += 1
-    log.info("scored %d records -> %s", n_ok, args.out)
-    if n_err:
-        log.warning("skipped %d records; reasons in %s", n_err, errors_path(args.out))
+
+        def make_backend():
+            try:
+                return load_backend(**options)
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
+
+        summary = score_file(
+            args.input,
+            args.out,
+            make_backend,
+            config,
+            fields=fields,
+            id_given=args.id_field is not None,
+            settings=_number_settings(args),
+            batch_tokens=args.batch_tokens,
+            overwrite=args.overwrite,
+            dedupe=args.dedupe,
+            progress=not args.quiet,
+        )
+    state = "already complete: " if summary.already_complete else ""
+    log.info("%sscored %d records -> %s", state, summary.rows, args.out)
+    if summary.errors:
+        log.warning("skipped %d records; reasons in %s", summary.errors, errors_path(args.out))
         return EXIT_SKIPPED
     return EXIT_OK
 
 
 class UsageError(Exception):
     """Bad arguments found after parsing; exit status 2."""
+
+
+def _number_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What, besides the metric and the fields, decides a run's numbers (for resuming)."""
+    settings = {"model": args.model, "dtype": args.dtype, "backend": args.backend}
+    if args.backend == "openai":
+        settings |= {"top_k": args.top_k, "tokenizer": args.tokenizer, "base_url": args.base_url}
+    return settings
+
+
+def _score_with_ray(args: argparse.Namespace, fields: Any, options: dict[str, Any], config: Any) -> Any:
+    """The Ray engine: all records in one go, written at the end (not resumable)."""
+    from eas.distributed import RayOptions, score_file_with_ray
+    from eas.io import check_output_path, errors_path, write_results
+    from eas.runs import RunSummary, check_unique_ids
+    from eas.scoring import ScoreError
+
+    check_output_path(args.out)
+    total = check_unique_ids(args.input, fields, args.id_field is not None, dedupe=False)
+    try:
+        ray = RayOptions(workers=args.workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    items = score_file_with_ray(
+        args.input, fields, options, config, ray, id_given=args.id_field is not None, progress=not args.quiet, total=total
+    )
+    rows, errors = [], []
+    for item in _ray_errors_as_usage(items):
+        (errors.append(item.row()) if isinstance(item, ScoreError) else rows.append(item))
+    write_results(args.out, lambda: iter([rows]))
+    write_results(errors_path(args.out), lambda: iter([errors]))
+    return RunSummary(len(rows), len(errors))
 
 
 def _ray_errors_as_usage(items: Iterator[Any]) -> Iterator[Any]:

@@ -24,10 +24,10 @@ def cmd_topk_stats(args: argparse.Namespace) -> int:
     import numpy as np
 
     from eas.cli import EXIT_OK, UsageError
-    from eas.io import read_results
+    from eas.io import read_table
     from eas.metrics import topk_table
 
-    rows = [r for r in read_results(args.scored) if r.get("trajectory_topk_mass") is not None]
+    rows = [r for r in read_table(args.scored) if r.get("trajectory_topk_mass") is not None]
     if not rows:
         raise UsageError(
             f"{args.scored}: no per-position top-K columns (trajectory_topk_mass); "

@@ -23,6 +23,9 @@ class EASConfig:
         use_chat_template: render the prompt with the tokenizer's chat template.
         hes_fraction: share of highest-entropy response tokens summed by HES.
         trajectory: also return the per-position entropies H_1 .. H_{T-1}.
+        track_tokens: strings (e.g. option letters ``("A", "B", "C", "D")``), each one
+            token when tokenized alone, whose next-token probability every probe also
+            returns (output column ``option_probs``: string -> list over probes).
     """
 
     trigger: str = "\\boxed{"
@@ -31,8 +34,11 @@ class EASConfig:
     use_chat_template: bool = True
     hes_fraction: float = 0.005
     trajectory: bool = False
+    track_tokens: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.track_tokens, str) or len(set(self.track_tokens)) != len(self.track_tokens):
+            raise ValueError("track_tokens must be a tuple of distinct strings")
         if not self.trigger:
             raise ValueError("trigger must not be empty")
         if self.answer_prefix_tokens < 0:

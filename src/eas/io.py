@@ -11,13 +11,15 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eas.records import InputError, Record, RecordError
+from eas.runstore import write_atomic
 
 INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".csv": "csv"}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -60,6 +62,8 @@ def parse_json_line(raw: bytes | str, index: int) -> dict[str, Any] | RecordErro
         return RecordError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})", index)
     except json.JSONDecodeError as exc:
         return RecordError(f"line is not valid JSON ({exc.msg} at column {exc.colno})", index)
+    except RecursionError:
+        return RecordError("line is JSON nested too deeply to read", index)
     if isinstance(row, dict):
         return row
     return RecordError(f"line holds a JSON {type(row).__name__}, not an object", index)
@@ -87,7 +91,8 @@ def _rows_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordErro
 
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
     csv.field_size_limit(sys.maxsize)
-    with path.open(newline="", encoding="utf-8", errors="strict") as f:
+    # Undecodable bytes become lone surrogates here; _text() turns them into a record error.
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
         yield from enumerate(csv.DictReader(f))
 
 
@@ -99,7 +104,7 @@ def _field_names(path: Path, fmt: str) -> set[str] | None:
 
             return set(pq.read_schema(path).names)
         if fmt == "csv":
-            with path.open(newline="", encoding="utf-8") as f:
+            with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
                 return set(next(csv.reader(f), []))
         for _, row in _rows_jsonl(path):
             if isinstance(row, dict):
@@ -123,7 +128,12 @@ def _text(row: dict[str, Any], name: str, required: bool) -> str | None:
         raise RecordError(f"field {name!r} is {value}, expected a string")
     if required and not isinstance(value, str):
         raise RecordError(f"field {name!r} is a {type(value).__name__}, expected a string")
-    return str(value)
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError(f"field {name!r} is not valid UTF-8") from None
+    return text
 
 
 def to_record(index: int, row: dict[str, Any], fields: FieldMap) -> Record:
@@ -157,6 +167,17 @@ def read_records(
     Raises:
         InputError: before the first record, for file-level problems.
     """
+    pairs = read_rows_and_records(path, fields, id_given)
+    return (rec for _, rec in pairs)
+
+
+def read_rows_and_records(
+    path: str | Path, fields: FieldMap | None = None, id_given: bool = False
+) -> Iterator[tuple[dict[str, Any] | None, Record | RecordError]]:
+    """Like ``read_records``, with each input row as read (None for an unreadable line).
+
+    For commands that write the input rows back unchanged (``eas select``).
+    """
     path = Path(path)
     fields = fields or FieldMap()
     fmt = _format(path, INPUT_FORMATS, "input")
@@ -167,34 +188,33 @@ def read_records(
         _check_fields(path, names, fields, id_given)
     rows = {"jsonl": _rows_jsonl, "parquet": _rows_parquet, "csv": _rows_csv}[fmt](path)
 
-    def generate() -> Iterator[Record | RecordError]:
+    def generate() -> Iterator[tuple[dict[str, Any] | None, Record | RecordError]]:
         for index, row in rows:
             if isinstance(row, RecordError):
-                yield row
+                yield None, row
                 continue
             try:
-                yield to_record(index, row, fields)
+                yield row, to_record(index, row, fields)
             except RecordError as exc:
-                yield exc if exc.record_id is not None else RecordError(exc.reason, index)
+                yield row, exc if exc.record_id is not None else RecordError(exc.reason, index)
 
     return generate()
 
 
-def count_rows(path: str | Path) -> int | None:
-    """Number of rows, cheaply where the format allows (for a progress bar)."""
-    path = Path(path)
-    fmt = INPUT_FORMATS.get(path.suffix.lower())
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.ParquetFile(path).metadata.num_rows
-        if fmt == "jsonl":
-            with path.open("rb") as f:
-                return sum(1 for line in f if line.strip())
-    except Exception:
-        return None
-    return None
+def find_duplicate_ids(records: Iterable[Record | RecordError]) -> tuple[int, list[Any]]:
+    """Number of rows and the ids that occur more than once (one pass over the input)."""
+    seen: set[Any] = set()
+    dup: dict[Any, None] = {}
+    n = 0
+    for rec in records:
+        n += 1
+        rid = rec.id if isinstance(rec, Record) else None
+        if rid is None:
+            continue
+        if rid in seen:
+            dup[rid] = None
+        seen.add(rid)
+    return n, list(dup)
 
 
 def errors_path(out: str | Path) -> Path:
@@ -218,54 +238,75 @@ def check_output_path(path: str | Path) -> str:
     return fmt
 
 
-class ResultWriter:
-    """Writes result rows to JSONL (streamed, flushed per call) or Parquet (at close)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.format = check_output_path(self.path)
-        self._rows: list[dict[str, Any]] = []
-        self._file = self.path.open("w", encoding="utf-8") if self.format == "jsonl" else None
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        if self._file is not None:
-            for row in rows:
-                self._file.write(json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) + "\n")
-            self._file.flush()
-        else:
-            self._rows.extend(rows)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            return
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        rows = self._rows
-        if len({type(r.get("id")) for r in rows}) > 1:  # ids from row indices beside strings
-            rows = [{**r, "id": str(r.get("id"))} for r in rows]
-        pq.write_table(pa.Table.from_pylist(rows), self.path)
-
-    def __enter__(self) -> ResultWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def jsonl_line(row: dict[str, Any]) -> str:
+    """One JSONL line; non-finite floats become null (JSON has no NaN)."""
+    return json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) + "\n"
 
 
-def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a results file written by ``ResultWriter`` (JSONL or Parquet)."""
+def write_jsonl(path: Path, make_batches: Callable[[], Iterator[list[dict[str, Any]]]]) -> None:
+    """Write row batches as JSONL, all or nothing (temporary name, fsync, rename)."""
+    write_atomic(path, (jsonl_line(row) for batch in make_batches() for row in batch))
+
+
+def write_parquet(path: Path, make_batches: Callable[[], Iterator[list[dict[str, Any]]]]) -> None:
+    """Write row batches as one Parquet file, streaming, all or nothing.
+
+    A first pass over the batches settles the schema (a column that is null in one
+    batch and a float in another is a float column; ids of mixed types become strings).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schemas, id_types = [], set()
+    for batch in make_batches():
+        if batch:
+            id_types |= {type(r.get("id")) for r in batch}
+            schemas.append(pa.Table.from_pylist(_id_as(batch, None)).schema)
+    stringify = len(id_types) > 1
+    if not schemas:
+        schema = pa.schema([("id", pa.string())])
+    else:
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        if stringify:
+            schema = schema.set(schema.get_field_index("id"), pa.field("id", pa.string()))
+    tmp = path.with_name(path.name + ".tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for batch in make_batches():
+            if batch:
+                rows = _id_as(batch, str if stringify else None)
+                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+    with tmp.open("rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _id_as(rows: list[dict[str, Any]], cast: Callable[[Any], Any] | None) -> list[dict[str, Any]]:
+    return [{**r, "id": cast(r.get("id"))} for r in rows] if cast else rows
+
+
+def write_results(path: str | Path, make_batches: Callable[[], Iterator[list[dict[str, Any]]]]) -> None:
+    """Write row batches to ``path`` in the format its extension names."""
+    path = Path(path)
+    {"jsonl": write_jsonl, "parquet": write_parquet}[check_output_path(path)](path, make_batches)
+
+
+def read_table(path: str | Path) -> list[dict[str, Any]]:
+    """All rows of a results file (JSONL or Parquet) as dicts, e.g. a study's per-question table.
+
+    Raises:
+        InputError: a missing file, an unknown extension, or a line that is not a JSON object.
+    """
     path = Path(path)
     fmt = _format(path, OUTPUT_FORMATS, "results")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
 
-            return pq.read_table(path).to_pylist()
-        with path.open(encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read results ({exc})") from None
+        return pq.read_table(path).to_pylist()
+    rows = []
+    for index, row in _rows_jsonl(path):
+        if isinstance(row, RecordError):
+            raise InputError(f"{path}: row {index}: {row.reason}")
+        rows.append(row)
+    return rows

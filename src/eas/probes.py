@@ -25,6 +25,9 @@ from eas.answers import last_boxed_span
 from eas.config import EASConfig
 from eas.records import Record, RecordError
 
+# No tokenizer we know packs more characters than this into one token on average.
+MAX_CHARS_PER_TOKEN = 32
+
 
 @dataclass(frozen=True)
 class EncodedRecord:
@@ -35,6 +38,7 @@ class EncodedRecord:
         response_ids: R tokens (x_1 .. x_R).
         suffix_ids: s tokens appended to every probe context.
         answer_end: T, the 1-based index of x_T in the response.
+        track_ids: token ids whose probability each probe also returns (may be empty).
     """
 
     record: Record
@@ -42,6 +46,7 @@ class EncodedRecord:
     response_ids: list[int]
     suffix_ids: list[int]
     answer_end: int
+    track_ids: tuple[int, ...] = ()
 
     @property
     def n_probes(self) -> int:
@@ -68,7 +73,10 @@ def token_at_char(offsets: list[tuple[int, int]], char_index: int) -> int:
     for i, (_, end) in enumerate(offsets):
         if end > char_index:
             return i
-    raise RecordError(f"no response token covers character {char_index}")
+    raise RecordError(
+        f"the tokenizer's offset mapping does not reach character {char_index} of the response "
+        "(unusual characters next to the final answer); x_T cannot be located"
+    )
 
 
 def answer_end_char(response: str, end: str) -> int:
@@ -103,6 +111,12 @@ def encode_record(tokenizer: Any, record: Record, config: EASConfig, max_context
     """Tokenize a record and locate x_T; raises ``RecordError`` with a one-line reason."""
     if not record.response.strip():
         raise RecordError("empty response")
+    chars = len(record.prompt) + len(record.response)
+    if max_context is not None and chars > max_context * MAX_CHARS_PER_TOKEN:
+        # Reject before tokenizing: megabytes of text would take seconds to tokenize.
+        raise RecordError(
+            f"prompt + response hold {chars} characters, far more than the model's context of {max_context} tokens"
+        )
     end_char = answer_end_char(record.response, config.end)
 
     enc = tokenizer(record.response, add_special_tokens=False, return_offsets_mapping=True)
@@ -127,7 +141,16 @@ def encode_record(tokenizer: Any, record: Record, config: EASConfig, max_context
     needed = len(prompt_ids) + max(len(response_ids), answer_end - 1 + len(suffix_ids))
     if max_context is not None and needed > max_context:
         raise RecordError(f"prompt + response need {needed} positions, more than the model's context of {max_context}")
-    return EncodedRecord(record, prompt_ids, response_ids, suffix_ids, answer_end)
+    track_ids = tuple(single_token_id(tokenizer, s) for s in config.track_tokens)
+    return EncodedRecord(record, prompt_ids, response_ids, suffix_ids, answer_end, track_ids)
+
+
+def single_token_id(tokenizer: Any, text: str) -> int:
+    """The id of ``text`` tokenized alone; ``RecordError`` unless it is exactly one token."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if len(ids) != 1:
+        raise RecordError(f"tracked token {text!r} is {len(ids)} tokens with this tokenizer, not one")
+    return ids[0]
 
 
 # --- attention masks (torch, imported lazily) -------------------------------------------

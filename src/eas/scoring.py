@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +41,15 @@ TOPK_COLUMNS = ("eas_bound", "min_topk_mass")
 
 @dataclass(frozen=True)
 class ScoreError:
-    """A record that was not scored, and why."""
+    """A record that was not scored, and why.
+
+    ``retry`` marks a failure that another try may not repeat (the backend failed,
+    not the record): a resumed run scores such records again.
+    """
 
     id: Any
     reason: str
+    retry: bool = False
 
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "error": self.reason}
@@ -83,7 +89,8 @@ def load_backend(
 def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[str, Any]:
     """Output row of one scored record: columns RESULT_COLUMNS, then TOPK_COLUMNS for
     top-K backends; with ``trajectory`` also the per-probe lists (``trajectory``, and for
-    top-K backends ``trajectory_bound`` and ``trajectory_topk_mass``)."""
+    top-K backends ``trajectory_bound`` and ``trajectory_topk_mass``); with tracked tokens
+    ``option_probs``."""
     figures = record_figures(m.probe_entropies, m.token_logprobs, m.token_entropies, config.hes_fraction)
     row = {
         "id": enc.record.id,
@@ -100,28 +107,41 @@ def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[st
         if topk:
             row["trajectory_bound"] = [float(b) for b in m.probe_bounds]
             row["trajectory_topk_mass"] = [float(x) for x in m.probe_topk_mass]
+    if config.track_tokens:
+        probs = m.probe_token_probs  # (T-1, K), or None from a backend that cannot track tokens
+        row["option_probs"] = (
+            None if probs is None else {s: [float(p) for p in probs[:, j]] for j, s in enumerate(config.track_tokens)}
+        )
     return row
 
 
-def _batches(encoded: Iterable[EncodedRecord | ScoreError], batch_tokens: int) -> Iterator[list[Any]]:
-    """Consecutive runs of encoded records whose total length stays within batch_tokens.
+# Batches are planned from characters, not tokens, so that a resumed run can plan the
+# same batches without tokenizing the records it skips (about 3.5 characters a token).
+CHARS_PER_TOKEN = 3.5
 
-    Errors pass through as one-element lists so the output order equals the input order.
+
+def estimated_tokens(rec: Record | RecordError, suffix_tokens: int = 4) -> int:
+    """Rough token count of the packed work for a record: context + probe suffixes."""
+    if isinstance(rec, RecordError):
+        return 0
+    response = len(rec.response) / CHARS_PER_TOKEN
+    return int((len(rec.prompt) / CHARS_PER_TOKEN) + response * (1 + suffix_tokens))
+
+
+def plan_batches(records: Iterable[Record | RecordError], batch_tokens: int) -> Iterator[list[Record | RecordError]]:
+    """Consecutive records grouped up to about ``batch_tokens`` tokens of work.
+
+    Deterministic in the input alone: every run over the same input plans the same
+    batches (a resumed run relies on it, and so do bit-identical results).
     """
-    batch: list[EncodedRecord] = []
+    batch: list[Record | RecordError] = []
     size = 0
-    for item in encoded:
-        if isinstance(item, ScoreError):
-            if batch:
-                yield batch
-                batch, size = [], 0
-            yield [item]
-            continue
-        n = item.context_length + item.n_probes * len(item.suffix_ids)
+    for rec in records:
+        n = estimated_tokens(rec)
         if batch and size + n > batch_tokens:
             yield batch
             batch, size = [], 0
-        batch.append(item)
+        batch.append(rec)
         size += n
     if batch:
         yield batch
@@ -131,12 +151,38 @@ def _measure(backend: Backend, batch: Sequence[EncodedRecord]) -> list[Measureme
     """Measure a batch; if it fails as a whole (e.g. out of memory), retry record by record."""
     try:
         return list(backend.measure(batch))
-    except (RuntimeError, ValueError, MemoryError) as exc:
+    except (RuntimeError, ValueError, MemoryError, OSError) as exc:
         if len(batch) == 1:
             log.warning("record %r failed in the backend: %s", batch[0].record.id, exc)
-            return [ScoreError(batch[0].record.id, f"backend error: {str(exc).splitlines()[0]}")]
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return [ScoreError(batch[0].record.id, f"backend error: {reason}", retry=True)]
         log.warning("a batch of %d records failed (%s); scoring them one by one", len(batch), exc)
         return [r for enc in batch for r in _measure(backend, [enc])]
+
+
+def score_batch(
+    batch: Sequence[Record | RecordError], backend: Backend, config: EASConfig
+) -> list[dict[str, Any] | ScoreError]:
+    """Encode and measure one planned batch; one result row or ScoreError per record."""
+    out: list[dict[str, Any] | ScoreError | EncodedRecord] = []
+    for rec in batch:
+        if isinstance(rec, RecordError):
+            out.append(ScoreError(rec.record_id, rec.reason))
+            continue
+        try:
+            out.append(encode_record(backend.tokenizer, rec, config, backend.max_context))
+        except RecordError as exc:
+            out.append(ScoreError(rec.id, exc.reason))
+    encoded = [e for e in out if isinstance(e, EncodedRecord)]
+    measured = iter(_measure(backend, encoded) if encoded else [])
+    results: list[dict[str, Any] | ScoreError] = []
+    for item in out:
+        if isinstance(item, EncodedRecord):
+            m = next(measured)
+            results.append(m if isinstance(m, ScoreError) else result_row(item, m, config))
+        else:
+            results.append(item)
+    return results
 
 
 def score_records(
@@ -173,35 +219,28 @@ def score_records(
     config = config or EASConfig()
     if batch_tokens is None:
         batch_tokens = getattr(getattr(backend, "engine", None), "batch_tokens", 2048)
-
-    def encoded() -> Iterator[EncodedRecord | ScoreError]:
-        for rec in records:
-            if isinstance(rec, RecordError):
-                yield ScoreError(rec.record_id, rec.reason)
-                continue
-            try:
-                yield encode_record(backend.tokenizer, rec, config, backend.max_context)
-            except RecordError as exc:
-                yield ScoreError(rec.id, exc.reason)
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, unit="rec", desc="scoring", dynamic_ncols=True)
-    try:
-        for batch in _batches(encoded(), batch_tokens):
-            if isinstance(batch[0], ScoreError):
-                results: list[Any] = batch
-            else:
-                measured = _measure(backend, batch)
-                results = [
-                    m if isinstance(m, ScoreError) else result_row(e, m, config)
-                    for e, m in zip(batch, measured, strict=True)
-                ]
+    with progress_bar(progress, total) as bar:
+        for batch in plan_batches(records, batch_tokens):
+            results = score_batch(batch, backend, config)
             yield from results
-            if bar is not None:
-                bar.update(len(results))
+            bar.update(len(results))
+
+
+@contextmanager
+def progress_bar(enabled: bool, total: int | None, initial: int = 0, desc: str = "scoring") -> Iterator[Any]:
+    """A tqdm bar over records, or a stand-in that does nothing when disabled."""
+    if not enabled:
+        yield _NoBar()
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=initial, unit="rec", desc=desc, dynamic_ncols=True)
+    try:
+        yield bar
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass

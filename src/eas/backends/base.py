@@ -26,6 +26,9 @@ class Measurement:
             when the backend cannot measure them (some servers).
         token_entropies: ``(R,)`` bits, entropy of the distribution predicting each token,
             or None when the backend cannot measure them.
+        probe_token_probs: ``(T-1, K)`` probability, at each probe, of each of the record's
+            tracked tokens (``EncodedRecord.track_ids``), from the same logits as the probe
+            entropies; ``None`` when no token is tracked.
         probe_bounds: top-K backends only: ``(T-1,)`` bits the missing tail can add to
             each H_t (so H_t lies in ``[probe_entropies, probe_entropies + probe_bounds]``).
         probe_topk_mass: top-K backends only: ``(T-1,)`` probability mass of the K tokens.
@@ -34,6 +37,7 @@ class Measurement:
     probe_entropies: np.ndarray
     token_logprobs: np.ndarray | None
     token_entropies: np.ndarray | None
+    probe_token_probs: np.ndarray | None = None
     probe_bounds: np.ndarray | None = None
     probe_topk_mass: np.ndarray | None = None
 

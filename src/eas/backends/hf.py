@@ -8,7 +8,10 @@ The packed method (ARCHITECTURE.md, "The core algorithm"):
 2. Probes go in chunks: each probe is its suffix tokens, positioned right after x_t,
    attending to its record's cache up to x_t and to its own earlier suffix tokens (a
    staircase mask). Logits are computed only for each probe's last suffix token.
-3. The probe entries are cropped from the cache after each chunk.
+3. The probe entries are cropped from the cache after each chunk. Chunks run from the
+   last probe back to the first, and before each chunk the cache is cut to the last
+   position it can see, so attention work shrinks with t instead of spanning the
+   whole sequence for every probe.
 
 The naive method runs one forward pass per probe; it is the reference the tests use.
 
@@ -178,6 +181,24 @@ class HFBackend:
         ]
         return np.concatenate([h.double().cpu().numpy() for h in out]) if out else np.zeros(0)
 
+    def _tracked_probs(self, logits: Any, track: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+        """Probability of row i's tracked token ids ``track[i]`` under ``softmax(logits[i])``.
+
+        Computed in float32 like the entropies: ``exp(logit - logsumexp(logits))``.
+        """
+        torch = _require_torch()
+        width = max((len(t) for t in track), default=0)
+        if width == 0:
+            return [np.zeros(0) for _ in track]
+        idx = torch.tensor([list(t) + [0] * (width - len(t)) for t in track], device=logits.device)  # (n, K)
+        probs = []
+        for a in range(0, logits.shape[0], _ENTROPY_ROWS):
+            rows = logits[a : a + _ENTROPY_ROWS].float()  # (n', V)
+            lse = rows.logsumexp(dim=-1, keepdim=True)
+            probs.append((rows.gather(-1, idx[a : a + _ENTROPY_ROWS]) - lse).exp().double().cpu().numpy())
+        p = np.concatenate(probs)  # (n, K)
+        return [p[i, : len(t)] for i, t in enumerate(track)]
+
     # -- naive reference ----------------------------------------------------------------
 
     def _measure_naive(self, enc: EncodedRecord) -> Measurement:
@@ -186,13 +207,14 @@ class HFBackend:
         p = len(enc.prompt_ids)
         logits = self.model(input_ids=full).logits[0, p - 1 : -1]  # (R, V)
         token_lp, token_h = self._token_stats(logits, full[0, p:])
-        probe_h = []
+        probe_h, probe_p = [], []
         for t in range(1, enc.answer_end):
             ids = torch.tensor([enc.probe_context(t)], device=self.device)
             last = self.model(input_ids=ids, logits_to_keep=1).logits[0, -1:]  # (1, V)
             probe_h.append(self._probe_entropies(last))
+            probe_p.append(self._tracked_probs(last, [enc.track_ids])[0])
         probes = np.concatenate(probe_h) if probe_h else np.zeros(0)
-        return Measurement(probes, token_lp, token_h)
+        return Measurement(probes, token_lp, token_h, _stack_probs(probe_p, enc))
 
     # -- packed -------------------------------------------------------------------------
 
@@ -232,24 +254,32 @@ class HFBackend:
             token_h.append(h)
         all_lp, all_h = np.concatenate(token_lp), np.concatenate(token_h)
 
-        probe_h = self._run_probes(encs, starts, cache, n_total)
+        probe_h, probe_p = self._run_probes(encs, starts, cache, n_total)
 
         results, r0 = [], 0
         for k, e in enumerate(encs):
             r = len(e.response_ids)
-            results.append(Measurement(probe_h[k], all_lp[r0 : r0 + r], all_h[r0 : r0 + r]))
+            results.append(Measurement(probe_h[k], all_lp[r0 : r0 + r], all_h[r0 : r0 + r], probe_p[k]))
             r0 += r
         return results
 
     def _run_probes(
         self, encs: list[EncodedRecord], starts: np.ndarray, cache: Any, cache_len: int
-    ) -> list[np.ndarray]:
+    ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """Probe entropies ``(T-1,)`` and tracked-token probabilities ``(T-1, K)`` per record.
+
+        Chunks go from the last probe to the first: before each chunk the cache is cut
+        to the last position that chunk can see, which no earlier chunk needs either,
+        so each chunk attends over a cache that shrinks as t falls (half the work of
+        always attending over the whole sequence).
+        """
         torch = _require_torch()
         dev = self.device
         probes = [(k, t) for k, e in enumerate(encs) for t in range(1, e.answer_end)]
-        entropies: list[list[np.ndarray]] = [[] for _ in encs]
-        for c in range(0, len(probes), self.engine.chunk_size):
-            chunk = probes[c : c + self.engine.chunk_size]
+        entropies = [np.zeros(e.n_probes) for e in encs]
+        tracked: list[list[np.ndarray | None]] = [[None] * e.n_probes for e in encs]
+        for c in range(len(probes), 0, -self.engine.chunk_size):
+            chunk = probes[max(0, c - self.engine.chunk_size) : c]
             ids, pos, ctx_start, ctx_stop, probe_start, last = [], [], [], [], [], []
             for k, t in chunk:
                 e = encs[k]
@@ -261,6 +291,10 @@ class HFBackend:
                 ctx_stop += [int(starts[k]) + p + t] * s
                 probe_start += [q0] * s
                 last.append(q0 + s - 1)
+            visible = max(ctx_stop)
+            if cache_len > visible:
+                cache.crop(visible - cache_len)  # negative: drop entries (transformers 4.x and 5.x)
+                cache_len = visible
             as_long = lambda xs: torch.tensor(xs, dtype=torch.long, device=dev)  # noqa: E731
             mask = staircase_mask(as_long(ctx_start), as_long(ctx_stop), as_long(probe_start), cache_len)
             out = self.model(
@@ -272,7 +306,16 @@ class HFBackend:
                 logits_to_keep=as_long(last),
             )
             h = self._probe_entropies(out.logits[0])  # (n_chunk,)
-            cache.crop(-len(ids))  # negative: drop this many entries (transformers 4.x and 5.x)
-            for (k, _), value in zip(chunk, h, strict=True):
-                entropies[k].append(value)
-        return [np.asarray(v, dtype=np.float64) for v in entropies]
+            p = self._tracked_probs(out.logits[0], [encs[k].track_ids for k, _ in chunk])  # n_chunk x (K,)
+            cache.crop(-len(ids))
+            for (k, t), value, probs in zip(chunk, h, p, strict=True):
+                entropies[k][t - 1] = value
+                tracked[k][t - 1] = probs
+        return entropies, [_stack_probs(tracked[k], e) for k, e in enumerate(encs)]
+
+
+def _stack_probs(rows: list[np.ndarray], enc: EncodedRecord) -> np.ndarray | None:
+    """Per-probe tracked probabilities as ``(T-1, K)``, or None when nothing is tracked."""
+    if not enc.track_ids:
+        return None
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(enc.track_ids))

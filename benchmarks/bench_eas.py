@@ -1,0 +1,168 @@
+"""Speed and memory of EAS scoring on the embedded model (float32, CPU).
+
+For traces of T = 256 and 1024 response tokens it times, in one run:
+
+* plain:  one forward pass over prompt + response (all logits), the unit of cost;
+* packed: the full EAS of the trace with the packed probes (what ``eas score`` runs);
+* naive:  one forward pass per probe. Timed on a uniform random sample of probe
+          positions and scaled to all T-1 probes (plus its own plain pass).
+
+and prints the ratios packed/plain and naive/packed. Then it scores one T = 4096 trace
+with chunk sizes 64 and 512, each in a fresh subprocess, and prints the growth of peak
+RSS over the RSS after loading the model. Timings are the best of a few repeats, since
+shared machines are noisy: read the ratios, not the seconds.
+
+Usage: python benchmarks/bench_eas.py [--naive-sample 64] [--repeats 3] [--skip-rss]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import time
+
+PROMPT = "Tom has some boxes of apples. Work out the total, step by step, and give the final answer."
+STEP = "Step {i}: we add {a} and {b} to get {c}, then we check the sum again carefully. "
+
+
+def make_record(tokenizer, n_tokens: int):
+    """A synthetic arithmetic trace whose response has about ``n_tokens`` tokens."""
+    from eas.records import Record
+
+    text, i = "", 0
+    while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < n_tokens:
+        a, b = 3 * i + 7, 5 * i + 2
+        text += STEP.format(i=i + 1, a=a, b=b, c=a + b)
+        i += 1
+    tail = " So the final answer is \\boxed{42}."
+    tail_len = len(tokenizer(tail, add_special_tokens=False)["input_ids"])
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][: n_tokens - tail_len]
+    return Record(f"T{n_tokens}", PROMPT, tokenizer.decode(ids) + tail)
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def time_one_length(backend, n_tokens: int, naive_sample: int, repeats: int) -> dict[str, float]:
+    import torch
+
+    from eas.config import EASConfig
+    from eas.probes import encode_record
+
+    enc = encode_record(backend.tokenizer, make_record(backend.tokenizer, n_tokens), EASConfig())
+    model = backend.model
+    full = torch.tensor([enc.prompt_ids + enc.response_ids])
+
+    def plain() -> None:
+        with torch.inference_mode():
+            model(input_ids=full)
+
+    def packed() -> None:
+        backend.measure([enc])
+
+    plain(), packed()  # warm-up
+    t_plain = best_of(plain, repeats)
+    t_packed = best_of(packed, repeats)
+
+    rng = random.Random(0)
+    ts = sorted(rng.sample(range(1, enc.answer_end), min(naive_sample, enc.n_probes)))
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for t in ts:
+            model(input_ids=torch.tensor([enc.probe_context(t)]), logits_to_keep=1)
+    per_probe = (time.perf_counter() - t0) / len(ts)
+    t_naive = t_plain + per_probe * enc.n_probes
+    return {
+        "T": enc.answer_end,
+        "R": len(enc.response_ids),
+        "s": len(enc.suffix_ids),
+        "plain": t_plain,
+        "packed": t_packed,
+        "naive": t_naive,
+        "sampled": len(ts),
+    }
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def rss_child(chunk_size: int, n_tokens: int) -> None:
+    """Runs in a subprocess: peak RSS growth while scoring one trace."""
+    from eas.config import EASConfig, EngineConfig
+    from eas.probes import encode_record
+    from eas.scoring import load_backend
+
+    backend = load_backend("embedded", device="cpu", dtype="float32", engine=EngineConfig(chunk_size=chunk_size))
+    enc = encode_record(backend.tokenizer, make_record(backend.tokenizer, n_tokens), EASConfig())
+    base = _rss_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM (the peak) to the current RSS
+        f.write("5")
+    backend.measure([enc])
+    peak = _rss_kib("VmHWM")
+    print(f"{(peak - base) / 1024:.1f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--naive-sample", type=int, default=64, help="probe positions timed for the naive method")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--rss-tokens", type=int, default=4096)
+    ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.rss_child is not None:
+        rss_child(args.rss_child, args.rss_tokens)
+        return
+
+    import torch
+
+    from eas.config import EngineConfig
+    from eas.scoring import load_backend
+
+    backend = load_backend("embedded", device="cpu", dtype="float32", engine=EngineConfig())
+    print(f"embedded model, float32, CPU, {torch.get_num_threads()} threads; best of {args.repeats}")
+    results = []
+    for n in args.lengths:
+        r = time_one_length(backend, n, args.naive_sample, args.repeats)
+        results.append(r)
+        bound = 1.25 * (1 + r["s"])
+        print(
+            f"T={r['T']:5d} (R={r['R']}, s={r['s']}): plain {r['plain']:.3f}s  packed {r['packed']:.3f}s  "
+            f"naive {r['naive']:.1f}s (timed on {r['sampled']} random probe positions, scaled to {r['T'] - 1})  "
+            f"packed/plain={r['packed'] / r['plain']:.2f} (target <= {bound:.2f})  "
+            f"naive/packed={r['naive'] / r['packed']:.1f}"
+        )
+    if not args.skip_rss:
+        for chunk in (64, 512):
+            out = subprocess.run(
+                [sys.executable, __file__, "--rss-child", str(chunk), "--rss-tokens", str(args.rss_tokens)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "TQDM_DISABLE": "1"},
+            )
+            growth = float(out.stdout.strip().splitlines()[-1])
+            print(f"peak RSS growth scoring one T={args.rss_tokens} trace, chunk size {chunk}: {growth:.1f} MiB")
+    last = results[-1]
+    print(
+        f"packed/plain={last['packed'] / last['plain']:.2f} naive/packed={last['naive'] / last['packed']:.1f} at T={last['T']}"
+    )
+
+
+if __name__ == "__main__":
+    main()
