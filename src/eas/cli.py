@@ -262,7 +262,14 @@ def _score_with_ray(args: argparse.Namespace, fields: Any, options: dict[str, An
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     items = score_file_with_ray(
-        args.input, fields, options, config, ray, id_given=args.id_field is not None, progress=not args.quiet, total=total
+        args.input,
+        fields,
+        options,
+        config,
+        ray,
+        id_given=args.id_field is not None,
+        progress=not args.quiet,
+        total=total,
     )
     rows, errors = [], []
     for item in _ray_errors_as_usage(items):
