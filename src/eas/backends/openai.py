@@ -164,15 +164,16 @@ class OpenAIBackend:
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 why = f"{type(exc).__name__}: {exc}"
             else:
-                if resp.status_code == 200:
+                status = resp.status_code
+                if status == 200:
                     try:
                         return resp.json()
-                    except ValueError:
-                        raise ServerError("the server answered 200 with a body that is not JSON") from None
-                status = resp.status_code
-                why = f"HTTP {status}: {resp.text[:200]!r}"
-                if status not in RETRY_STATUS:
-                    raise ServerError(why, status)
+                    except ValueError:  # a cut or garbled body: worth another try
+                        why = "HTTP 200 with a body that is not JSON"
+                else:
+                    why = f"HTTP {status}: {resp.text[:200]!r}"
+                    if status not in RETRY_STATUS:
+                        raise ServerError(why, status)
                 try:
                     retry_after = float(resp.headers.get("retry-after", ""))
                 except ValueError:
