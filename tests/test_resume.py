@@ -145,3 +145,36 @@ def test_partstore_units(tmp_path):
     with pytest.raises(InputError, match="a: 1 -> 2"):
         PartStore(out, {"a": 2}).open()
     assert PartStore(out, {"a": 2}, overwrite=True).open().n_done_records() == 0
+
+
+def _questions(path: Path, n: int = 12) -> Path:
+    rows = [{"id": f"q{i}", "question": f"What is {i} + {i + 1}?", "answer": str(2 * i + 1)} for i in range(n)]
+    return write_jsonl(path, rows)
+
+
+def _sample_cmd(src: Path, out: Path, model: Path) -> list[str]:
+    args = ["-n", "2", "--batch-size", "4", "--max-new-tokens", "12", "--seed", "3"]
+    return [sys.executable, "-m", "eas.cli", "-q", "sample", str(src), "--out", str(out), "--model", str(model), *args]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sample_killed_then_rerun_gives_the_same_samples(tmp_path, tiny_dir, seed):
+    src = _questions(tmp_path / "q.jsonl")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    ref = tmp_path / "ref.jsonl"
+    assert subprocess.run(_sample_cmd(src, ref, tiny_dir), env=env, capture_output=True).returncode == 0
+    out = tmp_path / "s.jsonl"
+    proc = subprocess.Popen(
+        _sample_cmd(src, out, tiny_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_parts = random.Random(seed).randint(1, 4)
+    deadline = time.monotonic() + 300
+    while _parts(out) < wait_parts and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    again = subprocess.run(_sample_cmd(src, out, tiny_dir), env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert out.read_text() == ref.read_text()
+    assert len(out.read_text().splitlines()) == 24

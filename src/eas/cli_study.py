@@ -129,19 +129,26 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _require_study_extra()
     _passive_openmp()
     from eas.answers import AnswerMatcher
+    from eas.runs import sample_file
     from eas.sampling import load_questions
-    from eas.study import grade_samples, sample_questions, write_jsonl
 
     _check_out_file(args.out, ".jsonl")
     sampling, modes = _sampling_config(args), _extract_modes(args.extract)
     questions = load_questions(args.questions, args.question_field)
-    shots = _fewshot(args)
-    backend = _backend(args)
-    rows = sample_questions(questions, backend, sampling, shots, progress=not args.quiet)
-    rows = grade_samples(questions, rows, modes, AnswerMatcher(args.verify_timeout))
-    write_jsonl(rows, args.out)
-    answered = sum(r["extracted"] is not None for r in rows)
-    log.info("%d samples (%d with an answer) -> %s", len(rows), answered, args.out)
+    summary = sample_file(
+        questions,
+        args.out,
+        lambda: _backend(args),
+        sampling,
+        fewshot=_fewshot(args),
+        extract=modes,
+        matcher=AnswerMatcher(args.verify_timeout),
+        settings={"model": args.model, "dtype": args.dtype},
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    state = "already complete: " if summary.already_complete else ""
+    log.info("%s%d samples -> %s", state, summary.rows, args.out)
     return EXIT_OK
 
 
@@ -264,10 +271,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Sample N answers per question (JSONL: id, question, answer, optional choices) with "
         "few-shot prompts, extract and grade each final answer. One output row per sample: id (qid/k), "
         "prompt, response, extracted, correct, answer_class. The output can be scored with "
-        "`eas score OUT --no-chat-template`.",
+        "`eas score OUT --no-chat-template`. Resumable: rerun the same command after a crash and the "
+        "finished batches are kept (same seed => the same samples).",
     )
     p.add_argument("questions", help="questions, .jsonl")
     p.add_argument("--out", required=True, help="samples, .jsonl")
+    p.add_argument("--overwrite", action="store_true", help="start again even if OUT was made with other settings")
     add_model_args(p)
     _add_sampling_args(p)
     p.set_defaults(func=cmd_sample)

@@ -1,4 +1,5 @@
-"""File-to-file runs that survive a kill: ``score_file`` (what ``eas score`` runs).
+"""File-to-file runs that survive a kill: ``score_file`` (``eas score``) and
+``sample_file`` (``eas sample``).
 
 The input is planned into batches that depend on the input alone; each finished batch
 is stored as an atomic part (``eas.runstore.PartStore``); a rerun with the same output
@@ -10,7 +11,7 @@ the first goes to the errors file).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from eas.config import EASConfig
 from eas.io import FieldMap, check_output_path, errors_path, find_duplicate_ids, read_records, write_results
 from eas.records import InputError, Record, RecordError
 from eas.runstore import Key, PartStore, fingerprint, read_manifest
+from eas.sampling import FewShot, Question, SamplingConfig
 from eas.scoring import ScoreError, plan_batches, progress_bar, score_batch
 
 log = logging.getLogger(__name__)
@@ -135,3 +137,53 @@ def score_file(
             bar.update(len(batch))
     counts = store.finish(indices, write_results, errors_path(out), {"input": str(input_path), "records": total})
     return RunSummary(counts["rows"], counts["errors"], retry_batches=counts["retry_batches"])
+
+
+def sample_file(
+    questions: Sequence[Question],
+    out: str | Path,
+    backend: Backend | Callable[[], Backend],
+    sampling: SamplingConfig,
+    *,
+    fewshot: Sequence[FewShot] = (),
+    extract: Sequence[str] = ("boxed",),
+    matcher: Any = None,
+    settings: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> RunSummary:
+    """Sample and grade answers to ``questions`` into ``out``, resumably.
+
+    One part per sampler batch (``batch_size // n`` questions), seeded by its batch index
+    as in an uninterrupted run, so a resumed run writes exactly the same samples.
+    """
+    from eas.study import grade_samples, sample_questions
+
+    out = Path(out)
+    check_output_path(out)
+    all_settings = {
+        "sampling": asdict(sampling),
+        "fewshot": fingerprint([(s.question.text(), s.solution) for s in fewshot]),
+        "extract": list(extract),
+        **(settings or {}),
+    }
+    store = PartStore(out, all_settings, overwrite).open()
+    if store.complete:
+        man = read_manifest(out)
+        return RunSummary(man.get("rows", 0), man.get("errors", 0), already_complete=True)
+    made: list[Backend] = []
+    per_batch = max(1, sampling.batch_size // sampling.n)
+    indices = []
+    with progress_bar(progress, len(questions), desc="sampling") as bar:
+        for b, start in enumerate(range(0, len(questions), per_batch)):
+            group = list(questions[start : start + per_batch])
+            keys = [(q.id, fingerprint([q.question, q.answer, q.choices])) for q in group]
+            indices.append(b)
+            if not store.is_done(b, keys):
+                if not made:
+                    made.append(backend() if callable(backend) and not hasattr(backend, "measure") else backend)
+                rows = sample_questions(group, made[0], sampling, fewshot, first_batch=b)
+                store.write_part(b, keys, grade_samples(group, rows, extract, matcher), [])
+            bar.update(len(group))
+    counts = store.finish(indices, write_results, errors_path(out), {"questions": len(questions)})
+    return RunSummary(counts["rows"], counts["errors"])

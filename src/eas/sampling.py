@@ -203,7 +203,12 @@ def build_prompt(tokenizer: Any, question: Question, fewshot: Sequence[FewShot] 
 
 
 def generate_samples(
-    model: Any, tokenizer: Any, prompts: Sequence[str], config: SamplingConfig, progress: bool = False
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    config: SamplingConfig,
+    progress: bool = False,
+    first_batch: int = 0,
 ) -> list[list[str]]:
     """``config.n`` sampled continuations of every prompt, batched.
 
@@ -213,6 +218,8 @@ def generate_samples(
         prompts: prompt texts (from ``build_prompt``), tokenized with special tokens.
         config: sampling settings.
         progress: show a progress bar (samples/s).
+        first_batch: index of the first batch, which seeds it (a resumed run continues
+            with the seeds of an uninterrupted one).
 
     Returns:
         ``samples[i][k]``: sample k of prompt i, decoded without special tokens.
@@ -228,7 +235,7 @@ def generate_samples(
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right end of every row
     try:
-        for b, start in enumerate(range(0, len(prompts), per_batch)):
+        for b, start in enumerate(range(0, len(prompts), per_batch), start=first_batch):
             group = list(prompts[start : start + per_batch])
             new = _generate_group(model, tokenizer, group, config, seed=config.seed * 1_000_003 + b)
             texts = tokenizer.batch_decode(new, skip_special_tokens=True)

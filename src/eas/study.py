@@ -110,10 +110,17 @@ def sample_questions(
     sampling: SamplingConfig,
     fewshot: Sequence[FewShot] = (),
     progress: bool = False,
+    first_batch: int = 0,
 ) -> list[dict[str, Any]]:
-    """Sample ``sampling.n`` responses per question; one row per sample (not graded yet)."""
+    """Sample ``sampling.n`` responses per question; one row per sample (not graded yet).
+
+    ``first_batch``: the sampler batch index of the first question (a resumed run samples
+    a later slice with the seeds an uninterrupted run would have used).
+    """
     prompts = [build_prompt(backend.tokenizer, q, fewshot) for q in questions]
-    texts = generate_samples(backend.model, backend.tokenizer, prompts, sampling, progress=progress)
+    texts = generate_samples(
+        backend.model, backend.tokenizer, prompts, sampling, progress=progress, first_batch=first_batch
+    )
     rows = []
     for q, prompt, samples in zip(questions, prompts, texts, strict=True):
         for k, response in enumerate(samples):
