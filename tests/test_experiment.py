@@ -54,6 +54,8 @@ def test_pass_rate_select_with_a_tiny_model(tmp_path, tiny_dir):
     manifest = json.loads((tmp_path / "picked.jsonl.manifest.json").read_text())
     # A random tiny model never answers right: every pass rate is 0, none is eligible.
     assert manifest["eligible"] == 0 and manifest["shortfall"] == 2 and out.read_text() == ""
+    samples = [json.loads(line) for line in (tmp_path / "picked.jsonl.samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 8 and not any(s["correct"] for s in samples)  # kept for a resumed run
 
 
 def test_experiment_end_to_end_and_resume(tmp_path, tiny_dir):

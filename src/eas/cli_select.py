@@ -104,7 +104,10 @@ def cmd_select(args: argparse.Namespace) -> int:
         sampling = SamplingConfig(
             temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.sample_seed
         )
-        return pool_pass_rates(records, backend(), args.k, sampling, load_fewshot(None), progress=not args.quiet)
+        samples = f"{args.out}.samples.jsonl"  # resumable: a killed selection keeps its finished batches
+        return pool_pass_rates(
+            records, backend, args.k, sampling, load_fewshot(None), progress=not args.quiet, samples_path=samples
+        )
 
     manifest = select_file(args.input, args.out, request, backend, pass_rates)
     log.info(

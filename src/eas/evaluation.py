@@ -38,16 +38,28 @@ def question_pass_rates(
     fewshot: Sequence[FewShot] = (),
     extract: Sequence[str] = ("boxed",),
     progress: bool = False,
+    samples_path: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Sample ``sampling.n`` answers per question and grade them.
+
+    Args:
+        samples_path: keep the graded samples in this JSONL file, written resumably
+            (``eas.runs.sample_file``): a killed run keeps its finished batches.
 
     Returns:
         One row per question: ``id``, ``pass_rate``, ``correct`` (count), ``k``.
     """
     from eas.study import grade_samples, sample_questions
 
-    samples = sample_questions(questions, backend, sampling, fewshot, progress=progress)
-    graded = grade_samples(questions, samples, extract)
+    if samples_path is not None:
+        from eas.io import read_table
+        from eas.runs import sample_file
+
+        sample_file(questions, samples_path, backend, sampling, fewshot=fewshot, extract=extract, progress=progress)
+        graded = read_table(samples_path)
+    else:
+        samples = sample_questions(questions, backend, sampling, fewshot, progress=progress)
+        graded = grade_samples(questions, samples, extract)
     by_question: dict[str, list[bool]] = {}
     for row in graded:
         by_question.setdefault(str(row["question_id"]), []).append(bool(row["correct"]))
@@ -94,10 +106,12 @@ def pool_pass_rates(
     fewshot: Sequence[FewShot] = (),
     extract: Sequence[str] = ("boxed",),
     progress: bool = False,
+    samples_path: str | Path | None = None,
 ) -> list[float | None]:
     """Pass rate of the base model on each pool record's question (its ``answer``).
 
     A record without an answer (or unreadable) gets ``None``: it cannot be ranked.
+    ``samples_path``: keep the graded samples there, resumably (see ``question_pass_rates``).
     """
     asked = [
         (i, Question(f"pool-{i}", rec.prompt, rec.answer))
@@ -110,7 +124,7 @@ def pool_pass_rates(
     if not asked:
         return out
     sampling = replace(sampling or SamplingConfig(), n=k)
-    rows = question_pass_rates([q for _, q in asked], backend, sampling, fewshot, extract, progress)
+    rows = question_pass_rates([q for _, q in asked], backend, sampling, fewshot, extract, progress, samples_path)
     for (i, _), row in zip(asked, rows, strict=True):
         out[i] = row["pass_rate"]
     return out
