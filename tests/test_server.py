@@ -87,3 +87,24 @@ def test_cli_scores_through_the_server_and_topk_stats(llama_url, tmp_path, capsy
     mass = np.concatenate([r["trajectory_topk_mass"] for r in rows])
     assert f"{100 * mass.mean():.2f}%" in printed
     assert all(f"p{p}" in printed for p in (90, 95, 99))
+
+
+def test_sample_through_the_server(llama_url, tmp_path):
+    from eas.cli import main
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": f"What is {i} + 2?", "answer": str(i + 2)}) + "\n" for i in range(2)
+        )
+    )
+    args = ["sample", str(questions), "--model", "embedded", "--backend", "openai", "--base-url", llama_url]
+    args += ["-n", "2", "--max-new-tokens", "24", "--concurrency", "2", "--seed", "5"]
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert main(["-q", *args, "--out", str(first)]) == 0
+    assert main(["-q", *args, "--out", str(second)]) == 0
+    rows = [json.loads(line) for line in first.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q0/0", "q0/1", "q1/0", "q1/1"]
+    assert all(r["response"] and isinstance(r["correct"], bool) for r in rows)
+    again = [json.loads(line)["response"] for line in second.read_text().splitlines()]
+    assert again == [r["response"] for r in rows]  # the same seed gives the same samples

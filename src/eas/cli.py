@@ -44,7 +44,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_backend_args(p: argparse.ArgumentParser) -> None:
+def add_backend_args(p: argparse.ArgumentParser, ray: bool = True) -> None:
+    """The --backend hf|openai options (and, with ``ray``, the Ray engine's)."""
     g = p.add_argument_group("backend (serving engines)")
     g.add_argument(
         "--backend",
@@ -67,6 +68,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
         help="openai: the model's HF tokenizer, a local folder or id (default: 'embedded' for the embedded GGUF, "
         "else --model)",
     )
+    if not ray:
+        return
     g = p.add_argument_group("scale-out engine")
     g.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: score on a Ray cluster")
     g.add_argument("--workers", type=int, default=2, help="ray: scoring actors, one model each (default 2)")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eas.cli import EXIT_OK, UsageError, add_model_args
+from eas.cli import EXIT_OK, UsageError, add_backend_args, add_model_args
 
 log = logging.getLogger("eas")
 
@@ -106,11 +106,14 @@ def _passive_openmp() -> None:
 
 
 def _backend(args: argparse.Namespace) -> Any:
+    from eas.cli import backend_options
     from eas.scoring import load_backend
 
     try:
+        if getattr(args, "backend", "hf") == "openai":
+            return load_backend(**backend_options(args, None))
         return load_backend(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ConnectionError) as exc:
         raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
 
 
@@ -143,7 +146,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         fewshot=_fewshot(args),
         extract=modes,
         matcher=AnswerMatcher(args.verify_timeout),
-        settings={"model": args.model, "dtype": args.dtype},
+        settings={"model": args.model, "dtype": args.dtype, "backend": args.backend, "base_url": args.base_url},
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
@@ -278,6 +281,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="samples, .jsonl")
     p.add_argument("--overwrite", action="store_true", help="start again even if OUT was made with other settings")
     add_model_args(p)
+    add_backend_args(p, ray=False)
     _add_sampling_args(p)
     p.set_defaults(func=cmd_sample)
 

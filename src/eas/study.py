@@ -118,9 +118,13 @@ def sample_questions(
     a later slice with the seeds an uninterrupted run would have used).
     """
     prompts = [build_prompt(backend.tokenizer, q, fewshot) for q in questions]
-    texts = generate_samples(
-        backend.model, backend.tokenizer, prompts, sampling, progress=progress, first_batch=first_batch
-    )
+    if hasattr(backend, "sample_texts"):  # a serving engine samples for us
+        per_batch = max(1, sampling.batch_size // sampling.n)
+        texts = backend.sample_texts(prompts, sampling, first_question=first_batch * per_batch)
+    else:
+        texts = generate_samples(
+            backend.model, backend.tokenizer, prompts, sampling, progress=progress, first_batch=first_batch
+        )
     rows = []
     for q, prompt, samples in zip(questions, prompts, texts, strict=True):
         for k, response in enumerate(samples):

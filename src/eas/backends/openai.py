@@ -286,6 +286,32 @@ class OpenAIBackend:
                 f.cancel()
             raise
 
+    def sample_texts(self, prompts: Sequence[str], config: Any, first_question: int = 0) -> list[list[str]]:
+        """``config.n`` sampled completions of each prompt text (``eas sample``).
+
+        One request per sample, each with its own seed (``config.seed``, the question's
+        index from ``first_question`` and the sample's), so a rerun, or a resumed run,
+        asks for the same samples; servers that honour ``seed`` return the same texts.
+        """
+
+        def one(i: int, k: int) -> str:
+            payload = {
+                "model": self.model,
+                "prompt": prompts[i],
+                "max_tokens": config.max_new_tokens,
+                "temperature": config.temperature,
+                "top_p": config.top_p,
+                "seed": config.seed * 1_000_003 + (first_question + i) * config.n + k,
+            }
+            body = self._post(payload)
+            try:
+                return str(body["choices"][0]["text"]).strip()
+            except (KeyError, IndexError, TypeError):
+                raise ServerError("the server's answer has no choices[0].text") from None
+
+        futures = [[self._pool.submit(one, i, k) for k in range(config.n)] for i in range(len(prompts))]
+        return [[f.result() for f in row] for row in futures]
+
     def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
         batch = list(batch)
         if batch:
