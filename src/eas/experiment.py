@@ -119,7 +119,12 @@ def run_one(
     run = out / strategy / f"seed-{seed}"
     run.mkdir(parents=True, exist_ok=True)
     chosen = select(strategy, _strategy_scores(strategy, scores), len(records), config.budget, seed)
-    (run / "picked.json").write_text(json.dumps({"ids": [records[i].id for i in chosen.indices]}) + "\n")
+    picked = {
+        "ids": [records[i].id for i in chosen.indices],
+        "eligible": chosen.eligible,
+        "shortfall": chosen.shortfall,
+    }
+    (run / "picked.json").write_text(json.dumps(picked) + "\n")
     best_file = run / "train" / "best_checkpoints.json"
     if not (run / "train" / "done").exists():
         train(
@@ -183,12 +188,16 @@ def results_table(results: dict[str, dict[int, list[float]]], top: int) -> list[
 
 
 def markdown(rows: Sequence[dict[str, Any]], strategies: Sequence[str]) -> str:
-    """The table as markdown: random absolute, others ``+d (± ci)``."""
+    """The table as markdown: random absolute, others ``+d ± ci`` (n/a: no such checkpoint)."""
     others = [s for s in strategies if s != "random"]
     lines = ["| ckpt | random | " + " | ".join(others) + " |", "|---|---|" + "---|" * len(others)]
+
+    def cell(mean: float, ci: float, sign: str) -> str:
+        return "n/a" if math.isnan(mean) else f"{mean:{sign}.1f} ± {ci:.1f}"
+
     for r in rows:
-        cells = [f"{r['random']:.1f} ± {r['random_ci']:.1f}"]
-        cells += [f"{r[s]:+.1f} ± {r[s + '_ci']:.1f}" for s in others]
+        cells = [cell(r["random"], r["random_ci"], "")]
+        cells += [cell(r[s], r[s + "_ci"], "+") for s in others]
         lines.append(f"| {r['checkpoint']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
