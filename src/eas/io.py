@@ -257,18 +257,16 @@ def write_parquet(path: Path, make_batches: Callable[[], Iterator[list[dict[str,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schemas, id_types = [], set()
+    schemas, id_types, has_id = [], set(), False
     for batch in make_batches():
         if batch:
-            id_types |= {type(r.get("id")) for r in batch}
-            schemas.append(pa.Table.from_pylist(_id_as(batch, None)).schema)
-    stringify = len(id_types) > 1
-    if not schemas:
-        schema = pa.schema([("id", pa.string())])
-    else:
-        schema = pa.unify_schemas(schemas, promote_options="permissive")
-        if stringify:
-            schema = schema.set(schema.get_field_index("id"), pa.field("id", pa.string()))
+            has_id = has_id or any("id" in r for r in batch)
+            id_types |= {type(r["id"]) for r in batch if r.get("id") is not None}
+            schemas.append(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "id"} for r in batch]).schema)
+    stringify = len(id_types) > 1  # ids from row indices beside string ids
+    rest = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+    id_field = [pa.field("id", pa.int64() if id_types == {int} else pa.string())] if has_id or not schemas else []
+    schema = pa.schema([*id_field, *rest])
     tmp = path.with_name(path.name + ".tmp")
     with pq.ParquetWriter(tmp, schema) as writer:
         for batch in make_batches():
@@ -281,7 +279,9 @@ def write_parquet(path: Path, make_batches: Callable[[], Iterator[list[dict[str,
 
 
 def _id_as(rows: list[dict[str, Any]], cast: Callable[[Any], Any] | None) -> list[dict[str, Any]]:
-    return [{**r, "id": cast(r.get("id"))} for r in rows] if cast else rows
+    if cast is None:
+        return rows
+    return [{**r, "id": None if r.get("id") is None else cast(r["id"])} for r in rows]
 
 
 def write_results(path: str | Path, make_batches: Callable[[], Iterator[list[dict[str, Any]]]]) -> None:
