@@ -142,7 +142,7 @@ def main() -> None:
         results.append(r)
         bound = 1.25 * (1 + r["s"])
         print(
-            f"T={r['T']:5d} (R={r['R']}, s={r['s']}): plain {r['plain']:.3f}s  packed {r['packed']:.3f}s  "
+            f"T={r['R']:5d} response tokens (x_T = token {r['T']}, s={r['s']}): plain {r['plain']:.3f}s  packed {r['packed']:.3f}s  "
             f"naive {r['naive']:.1f}s (timed on {r['sampled']} random probe positions, scaled to {r['T'] - 1})  "
             f"packed/plain={r['packed'] / r['plain']:.2f} (target <= {bound:.2f})  "
             f"naive/packed={r['naive'] / r['packed']:.1f}"
@@ -160,7 +160,7 @@ def main() -> None:
             print(f"peak RSS growth scoring one T={args.rss_tokens} trace, chunk size {chunk}: {growth:.1f} MiB")
     last = results[-1]
     print(
-        f"packed/plain={last['packed'] / last['plain']:.2f} naive/packed={last['naive'] / last['packed']:.1f} at T={last['T']}"
+        f"packed/plain={last['packed'] / last['plain']:.2f} naive/packed={last['naive'] / last['packed']:.1f} at T={last['R']}"
     )
 
 
