@@ -106,6 +106,15 @@ def backend_options(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
     }
 
 
+def fields_from_args(args: argparse.Namespace) -> Any:
+    """The ``FieldMap`` named by the options of ``add_field_args``."""
+    from eas.io import FieldMap
+
+    return FieldMap(
+        id=args.id_field or "id", prompt=args.prompt_field, response=args.response_field, answer=args.answer_field
+    )
+
+
 def add_field_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("input fields")
     g.add_argument(
@@ -189,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from eas.config import EASConfig, EngineConfig
-    from eas.io import FieldMap, errors_path
+    from eas.io import errors_path
     from eas.runs import score_file
     from eas.scoring import load_backend
 
@@ -204,9 +213,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         engine = EngineConfig(method=args.method, chunk_size=args.chunk_size, batch_tokens=args.batch_tokens)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    fields = FieldMap(
-        id=args.id_field or "id", prompt=args.prompt_field, response=args.response_field, answer=args.answer_field
-    )
+    fields = fields_from_args(args)
     options = backend_options(args, engine)
     if args.engine == "ray":
         summary = _score_with_ray(args, fields, options, config)

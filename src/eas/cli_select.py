@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from eas.cli import EXIT_OK, UsageError, add_field_args, add_model_args
+from eas.cli import EXIT_OK, UsageError, add_field_args, add_model_args, fields_from_args
 
 log = logging.getLogger("eas")
 
@@ -62,14 +62,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_train)
 
 
-def _fields(args: argparse.Namespace):
-    from eas.io import FieldMap
-
-    return FieldMap(
-        id=args.id_field or "id", prompt=args.prompt_field, response=args.response_field, answer=args.answer_field
-    )
-
-
 def cmd_select(args: argparse.Namespace) -> int:
     from eas.config import EASConfig
     from eas.curate import SelectRequest, select_file
@@ -83,7 +75,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         budget=args.budget,
         seed=args.seed,
-        fields=_fields(args),
+        fields=fields_from_args(args),
         scores_path=args.scores,
         model=args.model,
         eas_config=EASConfig(use_chat_template=not args.no_chat_template),
@@ -126,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from eas.records import Record
     from eas.training import TrainConfig, train
 
-    records = [r for r in read_records(args.input, _fields(args)) if isinstance(r, Record)]
+    records = [r for r in read_records(args.input, fields_from_args(args)) if isinstance(r, Record)]
     try:
         config = TrainConfig(
             epochs=args.epochs,
