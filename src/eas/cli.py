@@ -223,7 +223,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             try:
                 return load_backend(**options)
             except (OSError, ValueError) as exc:
-                raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
+                raise model_load_error(args.model, exc) from None
 
         summary = score_file(
             args.input,
@@ -248,6 +248,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 class UsageError(Exception):
     """Bad arguments found after parsing; exit status 2."""
+
+
+def model_load_error(name: str, exc: BaseException) -> UsageError:
+    """The one-line usage error for a model that cannot be loaded."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UsageError(f"cannot load model {name!r}: {first}")
 
 
 def _number_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from eas.cli import EXIT_OK, UsageError, add_model_args
+from eas.cli import EXIT_OK, UsageError, add_model_args, model_load_error
 
 log = logging.getLogger("eas")
 
@@ -97,7 +97,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         try:
             backend = load_eval_backend(target, device=args.device, dtype=args.dtype)
         except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot load model {target!r}: {str(exc).strip().splitlines()[0]}") from None
+            raise model_load_error(target, exc) from None
         result = evaluate(backend, questions, args.k, _sampling(args), progress=not args.quiet)
         results[target] = {**result.summary(), "per_question": result.per_question}
         log.info(

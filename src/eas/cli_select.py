@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from eas.cli import EXIT_OK, UsageError, add_field_args, add_model_args, fields_from_args
+from eas.cli import EXIT_OK, UsageError, add_field_args, add_model_args, fields_from_args, model_load_error
 
 log = logging.getLogger("eas")
 
@@ -87,7 +87,7 @@ def cmd_select(args: argparse.Namespace) -> int:
                 args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code
             )
         except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
+            raise model_load_error(args.model, exc) from None
 
     def pass_rates(records):
         from eas.evaluation import pool_pass_rates

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eas.cli import EXIT_OK, UsageError, add_backend_args, add_model_args
+from eas.cli import EXIT_OK, UsageError, add_backend_args, add_model_args, model_load_error
 
 log = logging.getLogger("eas")
 
@@ -114,7 +114,7 @@ def _backend(args: argparse.Namespace) -> Any:
             return load_backend(**backend_options(args, None))
         return load_backend(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
     except (OSError, ValueError, ConnectionError) as exc:
-        raise UsageError(f"cannot load model {args.model!r}: {str(exc).strip().splitlines()[0]}") from None
+        raise model_load_error(args.model, exc) from None
 
 
 def _check_out_file(path: str, suffix: str) -> None:
