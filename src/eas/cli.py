@@ -125,6 +125,56 @@ def add_field_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--answer-field", default="answer", help="field with the ground-truth answer (default: answer)")
 
 
+def add_sampling_args(
+    g: Any,
+    *,
+    max_new_tokens: int,
+    seed_flag: str = "--sample-seed",
+    batch_flag: str = "--sample-batch",
+) -> None:
+    """The sampler's options, the same for every command that generates.
+
+    Commands that already have a ``--seed`` or ``--batch-size`` of their own (``select``,
+    ``train``, ``experiment``) keep the default ``--sample-seed``/``--sample-batch`` names;
+    the destinations are the same either way, so ``sampling_from_args`` reads them all.
+    """
+    g.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
+    g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
+    g.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=max_new_tokens,
+        help=f"generation budget per sample (default {max_new_tokens})",
+    )
+    g.add_argument(
+        seed_flag, type=int, default=0, dest="sample_seed", help="sampler seed; same seed, same samples (default 0)"
+    )
+    g.add_argument(
+        batch_flag,
+        type=int,
+        default=64,
+        dest="sample_batch",
+        help="sequences per generation batch; all samples of a question share one (default 64)",
+    )
+
+
+def sampling_from_args(args: argparse.Namespace, n: int = 1) -> Any:
+    """The ``SamplingConfig`` named by the options of ``add_sampling_args``."""
+    from eas.sampling import SamplingConfig
+
+    try:
+        return SamplingConfig(
+            n=n,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.sample_seed,
+            batch_size=args.sample_batch,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",

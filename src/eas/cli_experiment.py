@@ -7,18 +7,9 @@ import json
 import logging
 from pathlib import Path
 
-from eas.cli import EXIT_OK, UsageError, add_model_args, model_load_error
+from eas.cli import EXIT_OK, UsageError, add_model_args, add_sampling_args, model_load_error, sampling_from_args
 
 log = logging.getLogger("eas")
-
-
-def _add_sampling_args(p: argparse.ArgumentParser, max_new_tokens: int) -> None:
-    g = p.add_argument_group("sampling")
-    g.add_argument("--temperature", type=float, default=0.7)
-    g.add_argument("--top-p", type=float, default=0.95)
-    g.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
-    g.add_argument("--sample-seed", type=int, default=0, help="seed of the sampler")
-    g.add_argument("--sample-batch", type=int, default=64, help="sequences per generation batch")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +26,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, help="results JSON (Avg Pass@1 and per-question pass rates)")
     e.add_argument("--device", default="auto")
     e.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    _add_sampling_args(e, 256)
+    add_sampling_args(e.add_argument_group("sampling"), max_new_tokens=256)
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser("experiment", help="end-to-end experiments")
@@ -63,23 +54,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--out", required=True, help="experiment folder")
     add_model_args(s)
-    _add_sampling_args(s, 256)
+    add_sampling_args(s.add_argument_group("sampling"), max_new_tokens=256)
     s.set_defaults(func=cmd_experiment)
-
-
-def _sampling(args: argparse.Namespace):
-    from eas.sampling import SamplingConfig
-
-    try:
-        return SamplingConfig(
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens,
-            seed=args.sample_seed,
-            batch_size=args.sample_batch,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -98,7 +74,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             backend = load_eval_backend(target, device=args.device, dtype=args.dtype)
         except (OSError, ValueError) as exc:
             raise model_load_error(target, exc) from None
-        result = evaluate(backend, questions, args.k, _sampling(args), progress=not args.quiet)
+        result = evaluate(backend, questions, args.k, sampling_from_args(args), progress=not args.quiet)
         results[target] = {**result.summary(), "per_question": result.per_question}
         log.info(
             "%s: Avg Pass@1 = %.2f%% over %d questions x %d samples",
@@ -157,7 +133,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             train=train,
             eval_k=args.k or (2 if quick else 32),
             eval_sampling=replace(
-                _sampling(args), max_new_tokens=min(args.max_new_tokens, 128) if quick else args.max_new_tokens
+                sampling_from_args(args), max_new_tokens=min(args.max_new_tokens, 128) if quick else args.max_new_tokens
             ),
             pass_rate_k=args.pass_rate_k,
         )

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 
-from eas.cli import EXIT_OK, UsageError, add_field_args, add_model_args, fields_from_args, model_load_error
+from eas.cli import (
+    EXIT_OK,
+    UsageError,
+    add_field_args,
+    add_model_args,
+    add_sampling_args,
+    fields_from_args,
+    model_load_error,
+    sampling_from_args,
+)
 
 log = logging.getLogger("eas")
 
@@ -30,9 +39,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-chat-template", action="store_true", help="raw prompt text (as for eas score)")
     g = p.add_argument_group("pass-rate")
     g.add_argument("-k", type=int, default=4, help="answers sampled per question (default 4)")
-    g.add_argument("--temperature", type=float, default=0.7)
-    g.add_argument("--max-new-tokens", type=int, default=256)
-    g.add_argument("--sample-seed", type=int, default=0)
+    add_sampling_args(g, max_new_tokens=256)
     add_model_args(p)
     add_field_args(p)
     p.set_defaults(func=cmd_select)
@@ -91,11 +98,9 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     def pass_rates(records):
         from eas.evaluation import pool_pass_rates
-        from eas.sampling import SamplingConfig, load_fewshot
+        from eas.sampling import load_fewshot
 
-        sampling = SamplingConfig(
-            temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.sample_seed
-        )
+        sampling = sampling_from_args(args)
         samples = f"{args.out}.samples.jsonl"  # resumable: a killed selection keeps its finished batches
         return pool_pass_rates(
             records, backend, args.k, sampling, load_fewshot(None), progress=not args.quiet, samples_path=samples

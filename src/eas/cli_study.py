@@ -14,7 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eas.cli import EXIT_OK, UsageError, add_backend_args, add_model_args, model_load_error
+from eas.cli import (
+    EXIT_OK,
+    UsageError,
+    add_backend_args,
+    add_model_args,
+    add_sampling_args,
+    model_load_error,
+    sampling_from_args,
+)
 
 log = logging.getLogger("eas")
 
@@ -27,16 +35,7 @@ EXTRACT_HELP = (
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("questions and sampling")
     g.add_argument("-n", "--samples", type=int, default=8, dest="n", help="samples per question (default 8)")
-    g.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
-    g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
-    g.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per sample (default 128)")
-    g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same samples (default 0)")
-    g.add_argument(
-        "--batch-size",
-        type=int,
-        default=64,
-        help="sequences per batch; all n samples of a question share one (default 64)",
-    )
+    add_sampling_args(g, max_new_tokens=128, seed_flag="--seed", batch_flag="--batch-size")
     g.add_argument("--question-field", default="question", help="field with the question text (default: question)")
     g.add_argument(
         "--fewshot",
@@ -48,22 +47,6 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-fewshot", action="store_true", help="show no example (only the question)")
     g.add_argument("--extract", default="boxed", help=EXTRACT_HELP)
     g.add_argument("--verify-timeout", type=int, default=5, help="seconds per math-verify comparison (default 5)")
-
-
-def _sampling_config(args: argparse.Namespace) -> Any:
-    from eas.sampling import SamplingConfig
-
-    try:
-        return SamplingConfig(
-            n=args.n,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens,
-            seed=args.seed,
-            batch_size=args.batch_size,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _extract_modes(text: str) -> tuple[str, ...]:
@@ -136,7 +119,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from eas.sampling import load_questions
 
     _check_out_file(args.out, ".jsonl")
-    sampling, modes = _sampling_config(args), _extract_modes(args.extract)
+    sampling, modes = sampling_from_args(args, n=args.n), _extract_modes(args.extract)
     questions = load_questions(args.questions, args.question_field)
     summary = sample_file(
         questions,
@@ -176,7 +159,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         config = StudyConfig(
-            sampling=_sampling_config(args),
+            sampling=sampling_from_args(args, n=args.n),
             eas=EASConfig(trigger=args.trigger),
             extract=_extract_modes(args.extract),
             score_samples=args.score_samples,
