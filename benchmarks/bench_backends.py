@@ -81,11 +81,12 @@ def bench_ray(traces: list) -> tuple[float, float]:
 
     from eas.backends.embedded import embedded_model_dir
     from eas.distributed import RayOptions, _local_runtime_env, score_with_ray
+    from eas.testing import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
-        _tiny_llama(len(tokenizer)).save_pretrained(tmp)
+        make_tiny_llama(len(tokenizer)).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         ray.init(num_cpus=2, include_dashboard=False, runtime_env=_local_runtime_env(), log_to_driver=False)
         try:
@@ -96,23 +97,6 @@ def bench_ray(traces: list) -> tuple[float, float]:
         finally:
             ray.shutdown()
     return rates[1], rates[2]
-
-
-def _tiny_llama(vocab_size: int):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 def main() -> None:
