@@ -76,6 +76,9 @@ def test_experiment_end_to_end_and_resume(tmp_path, tiny_dir):
     assert {"random", "length", "eas", "eas_ci"} <= set(rows[0])
     for name in ("table.md", "table.csv", "results.json", "table.png", "scores.jsonl"):
         assert (tmp_path / name).exists()
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert sorted(timings["runs_s"]) == sorted(f"{s}/seed-{i}" for s in ("random", "length", "eas") for i in (0, 1))
+    assert timings["total_s"] >= timings["pool_scores_s"] + sum(timings["runs_s"].values()) > 0
     picked = json.loads((tmp_path / "eas" / "seed-0" / "picked.json").read_text())["ids"]
     scores = {
         json.loads(line)["id"]: json.loads(line)["eas"] for line in (tmp_path / "scores.jsonl").read_text().splitlines()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 
 from eas.cli import EXIT_OK, UsageError, add_model_args, add_sampling_args, model_load_error, sampling_from_args
@@ -42,7 +43,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--test", help="test questions JSONL (id, question, answer); omit with --builtin")
     s.add_argument("--builtin", action="store_true", help="the built-in arithmetic pool and test set")
     s.add_argument(
-        "--quick", action="store_true", help="a small version that runs in about half an hour on 2 CPU cores"
+        "--quick",
+        action="store_true",
+        help="the miniature setting (pool 96, test 16, B=24, 2 seeds, k=2): about 25 minutes on 2 CPU cores",
     )
     s.add_argument("--budget", type=int, default=None, help="B records per strategy")
     s.add_argument("--strategies", default="random,length,pass-rate,eas", help="comma-separated, must include random")
@@ -139,7 +142,10 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    started = time.monotonic()
     rows = run_experiment(pool, questions, out, config, model=args.model, progress=not args.quiet)
+    wall_s = time.monotonic() - started
     print(markdown(rows, config.strategies))
+    print(f"wall time: {wall_s:.0f} s ({wall_s / 60:.1f} min)")
     log.info("table, csv, chart and per-run results in %s", out)
     return EXIT_OK

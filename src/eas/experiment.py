@@ -10,6 +10,7 @@ seeds, like the paper's Table 3.
 Every step leaves its result on disk (``OUT/scores.jsonl``, ``OUT/<strategy>/seed-<s>/``
 with ``picked.jsonl``, the training run and ``eval-<checkpoint>.json``) and is skipped when
 its result is already there, so a killed experiment resumes where it stopped.
+``OUT/timings.json`` has the seconds each step took in the last invocation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -210,7 +212,7 @@ def run_experiment(
     model: str = "embedded",
     progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run (or resume) the whole experiment; writes table.md, table.csv, results.json, a chart."""
+    """Run (or resume) the whole experiment; writes table.md/.csv, results.json, timings.json, a chart."""
     from eas.scoring import load_backend
 
     out = Path(out_dir)
@@ -218,16 +220,23 @@ def run_experiment(
     records = [r for r in pool if isinstance(r, Record)]
     if len(records) < len(pool):
         log.warning("%d unreadable pool rows are left out", len(pool) - len(records))
+    started = time.monotonic()
     scores = pool_scores(records, load_backend(model), config, out, progress)
+    timings: dict[str, Any] = {"pool_scores_s": time.monotonic() - started, "runs_s": {}}
     results: dict[str, dict[int, list[float]]] = {s: {} for s in config.strategies}
     for seed in range(config.seeds):
         for strategy in config.strategies:
             log.info("seed %d, strategy %s", seed, strategy)
+            t0 = time.monotonic()
             results[strategy][seed] = run_one(strategy, seed, records, scores, questions, model, config, out, progress)
+            timings["runs_s"][f"{strategy}/seed-{seed}"] = time.monotonic() - t0
     rows = results_table(results, config.top_checkpoints)
     (out / "table.md").write_text(markdown(rows, config.strategies))
     _write_csv(rows, out / "table.csv")
     (out / "results.json").write_text(json.dumps({"avg_pass_at_1": results}, indent=1) + "\n")
+    # Seconds spent by this invocation on each step (a step resumed from disk takes ~0 s).
+    timings["total_s"] = time.monotonic() - started
+    (out / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     from eas.plots import save, selection_bars
 
     save(selection_bars(rows, config.strategies), out / "table.png")
