@@ -90,6 +90,35 @@ def test_parquet_and_csv_with_field_mapping(tmp_path, embedded_dir):
         assert a["eas"] == pytest.approx(b["eas"], rel=1e-6)
 
 
+def test_keep_input_feeds_select_and_train(tmp_path, embedded_dir, capsys):
+    rows = [{"qid": r["id"], "question": r["prompt"], "solution": r["response"], "answer": r["answer"]} for r in GOOD]
+    rows[0]["topic"] = "addition"
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    mapping = ["--id-field", "qid", "--prompt-field", "question", "--response-field", "solution"]
+    plain, kept = tmp_path / "plain.jsonl", tmp_path / "kept.jsonl"
+    assert main(["-q", "score", str(src), "--out", str(plain), *mapping]) == 0
+    assert main(["-q", "score", str(src), "--out", str(kept), "--keep-input", *mapping]) == 0
+    for p, k, r in zip(_lines(plain), _lines(kept), rows, strict=True):
+        # every input field under its own name (the answer as read: text), then the same results
+        assert k == {**r, "answer": str(r["answer"]), **p}
+    assert list(_lines(kept)[0])[:5] == ["qid", "question", "solution", "answer", "topic"]
+
+    picked = tmp_path / "picked.jsonl"
+    select = ["-q", "select", "--strategy", "eas", "--budget", "1", "--out", str(picked), *mapping]
+    assert main([*select[:2], str(kept), *select[2:]]) == 0
+    (row,) = _lines(picked)
+    best = max(_lines(plain), key=lambda r: r["eas"])
+    assert row["qid"] == best["id"] and row["solution"] == {r["qid"]: r for r in rows}[best["id"]]["solution"]
+    assert row["selection_score"] == best["eas"]
+
+    capsys.readouterr()
+    picked.unlink()
+    assert main([*select[:2], str(plain), *select[2:]]) == 2  # scores only: told how to get the traces in
+    err = capsys.readouterr().err
+    assert "--keep-input" in err and f"--scores {plain}" in err
+    assert not picked.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -97,6 +97,13 @@ def test_cli_engine_ray_reads_the_file_with_ray_data(ray_local, tiny_dir, tmp_pa
     assert read("ray.errors.jsonl") == read("local.errors.jsonl")
     assert [e["id"] for e in read("ray.errors.jsonl")] == (["bad", 5] if fmt == "jsonl" else ["bad"])
 
+    kept = tmp_path / "kept.parquet"
+    assert main([*common, "--out", str(kept), "--engine", "ray", "--workers", "2", "--keep-input"]) == 3
+    by_id = {str(i if r["id"] is None else r["id"]): r for i, r in enumerate(rows)}  # ids as written
+    for k, d in zip(pq.read_table(kept).to_pylist(), pq.read_table(dist).to_pylist(), strict=True):
+        assert {n: k[n] for n in d} == d  # the same results, plus the input's fields
+        assert (k["prompt"], k["response"]) == (by_id[k["id"]]["prompt"], by_id[k["id"]]["response"])
+
 
 def test_cli_engine_ray_bad_model_is_reported(ray_local, tmp_path, capsys):
     from eas.cli import main

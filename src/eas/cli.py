@@ -210,6 +210,12 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         "--no-chat-template", action="store_true", help="use the raw prompt text instead of the chat template"
     )
     g.add_argument("--trajectory", action="store_true", help="also write the per-position entropies H_1..H_{T-1}")
+    g.add_argument(
+        "--keep-input",
+        action="store_true",
+        help="also copy every input field (prompt, response, answer as text, ...) to the output, so that it can "
+        "go straight to eas select and eas train (a result column wins over an input field of the same name)",
+    )
     g = p.add_argument_group("engine")
     g.add_argument(
         "--method", choices=["packed", "naive"], default="packed", help="naive = one forward pass per probe (reference)"
@@ -286,6 +292,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             batch_tokens=args.batch_tokens,
             overwrite=args.overwrite,
             dedupe=args.dedupe,
+            keep_input=args.keep_input,
             progress=not args.quiet,
         )
     state = "already complete: " if summary.already_complete else ""
@@ -317,8 +324,8 @@ def _number_settings(args: argparse.Namespace) -> dict[str, Any]:
 def _score_with_ray(args: argparse.Namespace, fields: Any, options: dict[str, Any], config: Any) -> Any:
     """The Ray engine: all records in one go, written at the end (not resumable)."""
     from eas.distributed import RayOptions, score_file_with_ray
-    from eas.io import check_output_path, errors_path, write_results
-    from eas.runs import RunSummary, check_unique_ids
+    from eas.io import check_output_path, errors_path, read_records, write_results
+    from eas.runs import RunSummary, check_unique_ids, with_input
     from eas.scoring import ScoreError
 
     check_output_path(args.out)
@@ -340,6 +347,8 @@ def _score_with_ray(args: argparse.Namespace, fields: Any, options: dict[str, An
     rows, errors = [], []
     for item in _ray_errors_as_usage(items):
         (errors.append(item.row()) if isinstance(item, ScoreError) else rows.append(item))
+    if args.keep_input:
+        rows = with_input(rows, list(read_records(args.input, fields, args.id_field is not None)), fields)
     write_results(args.out, lambda: iter([rows]))
     write_results(errors_path(args.out), lambda: iter([errors]))
     return RunSummary(len(rows), len(errors))

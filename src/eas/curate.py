@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from eas.config import EASConfig
-from eas.io import FieldMap, read_rows_and_records, read_table, write_results
+from eas.io import FieldMap, field_names, read_rows_and_records, read_table, write_results
 from eas.records import InputError, Record, RecordError
 from eas.runstore import manifest_path, write_atomic
 from eas.selection import SCORE_COLUMNS, Selection, quantiles, select
@@ -131,6 +131,12 @@ def select_file(
     Returns:
         The manifest written beside ``out``.
     """
+    names = field_names(input_path)
+    if names is not None and "eas" in names and not {request.fields.prompt, request.fields.response} <= names:
+        raise InputError(
+            f"{input_path} holds scores without the traces (an `eas score` output?): score with --keep-input, "
+            f"or select from the traces with --scores {input_path}"
+        )
     pairs = list(read_rows_and_records(input_path, request.fields))
     rows = [row for row, _ in pairs]
     records = [rec for _, rec in pairs]

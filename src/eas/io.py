@@ -96,6 +96,15 @@ def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
         yield from enumerate(csv.DictReader(f))
 
 
+def field_names(path: str | Path) -> set[str] | None:
+    """Field names of an input file (None for a JSONL file without a readable object)."""
+    path = Path(path)
+    fmt = _format(path, INPUT_FORMATS, "input")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    return _field_names(path, fmt)
+
+
 def _field_names(path: Path, fmt: str) -> set[str] | None:
     """Field names of the file, from its schema/header or its first JSON object."""
     try:
@@ -152,6 +161,14 @@ def to_record(index: int, row: dict[str, Any], fields: FieldMap) -> Record:
     known = {fields.id, fields.prompt, fields.response, fields.answer}
     extra = {k: v for k, v in row.items() if k not in known}
     return Record(rid, prompt or "", response or "", answer, extra or None)
+
+
+def input_row(rec: Record, fields: FieldMap) -> dict[str, Any]:
+    """The input row a record was read from (the inverse of ``to_record``; the answer as text)."""
+    row: dict[str, Any] = {fields.id: rec.id, fields.prompt: rec.prompt, fields.response: rec.response}
+    if rec.answer is not None:
+        row[fields.answer] = rec.answer
+    return {**row, **(rec.extra or {})}
 
 
 def read_records(
@@ -239,8 +256,9 @@ def check_output_path(path: str | Path) -> str:
 
 
 def jsonl_line(row: dict[str, Any]) -> str:
-    """One JSONL line; non-finite floats become null (JSON has no NaN)."""
-    return json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) + "\n"
+    """One JSONL line; non-finite floats become null (JSON has no NaN), other values JSON
+    cannot hold (a Parquet timestamp or decimal carried from the input) their ``str``."""
+    return json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False, default=str) + "\n"
 
 
 def write_jsonl(path: Path, make_batches: Callable[[], Iterator[list[dict[str, Any]]]]) -> None:

@@ -18,7 +18,15 @@ from typing import Any
 
 from eas.backends.base import Backend
 from eas.config import EASConfig
-from eas.io import FieldMap, check_output_path, errors_path, find_duplicate_ids, read_records, write_results
+from eas.io import (
+    FieldMap,
+    check_output_path,
+    errors_path,
+    find_duplicate_ids,
+    input_row,
+    read_records,
+    write_results,
+)
 from eas.records import InputError, Record, RecordError
 from eas.runstore import Key, PartStore, fingerprint, read_manifest
 from eas.sampling import FewShot, Question, SamplingConfig
@@ -37,11 +45,21 @@ class RunSummary:
     retry_batches: int = 0
 
 
-def record_key(rec: Record | RecordError) -> Key:
-    """(id, fingerprint of the content): how a resumed run recognises finished work."""
+def record_key(rec: Record | RecordError, with_extra: bool = False) -> Key:
+    """(id, fingerprint of the content): how a resumed run recognises finished work.
+
+    ``with_extra``: the other input fields count too (they are copied to the output).
+    """
     if isinstance(rec, RecordError):
         return (rec.record_id, fingerprint(["unreadable", rec.reason]))
-    return (rec.id, fingerprint([rec.prompt, rec.response, rec.answer]))
+    content = [rec.prompt, rec.response, rec.answer] + ([rec.extra] if with_extra else [])
+    return (rec.id, fingerprint(content))
+
+
+def with_input(rows: Sequence[dict[str, Any]], batch: Sequence[Record | RecordError], fields: FieldMap) -> list[dict]:
+    """Result rows preceded by the fields of the input rows they score (results win a clash)."""
+    by_id = {rec.id: rec for rec in batch if isinstance(rec, Record)}
+    return [{**input_row(by_id[row["id"]], fields), **row} for row in rows]
 
 
 def _dedupe(records: Iterable[Record | RecordError]) -> Iterator[Record | RecordError]:
@@ -79,6 +97,7 @@ def score_file(
     batch_tokens: int = 2048,
     overwrite: bool = False,
     dedupe: bool = False,
+    keep_input: bool = False,
     progress: bool = False,
 ) -> RunSummary:
     """Score a file of records into ``out`` (+ its errors file), resumably.
@@ -96,6 +115,9 @@ def score_file(
         batch_tokens: records are packed into batches of about this many tokens.
         overwrite: discard earlier output or parts made with other settings.
         dedupe: keep the first occurrence of a duplicate id instead of refusing.
+        keep_input: each result row also carries its input row's fields (prompt,
+            response, answer and the rest, under their input names), so the output can be
+            selected from and trained on directly.
         progress: show a progress bar.
 
     Raises:
@@ -107,7 +129,13 @@ def score_file(
     out = Path(out)
     check_output_path(out)
     total = check_unique_ids(input_path, fields, id_given, dedupe)
-    all_settings = {"metric": asdict(config), "fields": asdict(fields), "dedupe": dedupe, **(settings or {})}
+    all_settings = {
+        "metric": asdict(config),
+        "fields": asdict(fields),
+        "dedupe": dedupe,
+        "keep_input": keep_input,
+        **(settings or {}),
+    }
     store = PartStore(out, all_settings, overwrite).open()
     if store.complete:
         log.info("%s is already complete with these settings; nothing to do", out)
@@ -127,12 +155,13 @@ def score_file(
     indices: list[int] = []
     with progress_bar(progress, total) as bar:
         for index, batch in enumerate(plan_batches(records, batch_tokens)):
-            keys = [record_key(r) for r in batch]
+            keys = [record_key(r, with_extra=keep_input) for r in batch]
             indices.append(index)
             if not store.is_done(index, keys):
                 results = score_batch(batch, get_backend(), config)
                 errors = [r for r in results if isinstance(r, ScoreError)]
                 rows = [r for r in results if not isinstance(r, ScoreError)]
+                rows = with_input(rows, batch, fields) if keep_input else rows
                 store.write_part(index, keys, rows, [e.row() for e in errors], retry=any(e.retry for e in errors))
             bar.update(len(batch))
     counts = store.finish(indices, write_results, errors_path(out), {"input": str(input_path), "records": total})

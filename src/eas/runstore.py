@@ -152,7 +152,7 @@ class PartStore:
             write_atomic(self.dir / "manifest.json", [json.dumps(header) + "\n"])
             self._header_written = True
         lines = [json.dumps({"keys": [list(k) for k in keys], "retry": retry}) + "\n"]
-        lines += [json.dumps({"row": r}, ensure_ascii=False) + "\n" for r in rows]
+        lines += [json.dumps({"row": r}, ensure_ascii=False, default=str) + "\n" for r in rows]
         lines += [json.dumps({"error": e}, ensure_ascii=False) + "\n" for e in errors]
         write_atomic(self.dir / f"part-{index:09d}.jsonl", lines)
         if retry:
