@@ -63,7 +63,7 @@ def test_experiment_end_to_end_and_resume(tmp_path, tiny_dir):
     pool = [Record(r["id"], r["prompt"], r["response"], r["answer"]) for r in make_pool(10, seed=8, test=test)]
     questions = [Question(t["id"], t["question"], t["answer"]) for t in test]
     config = ExperimentConfig(
-        strategies=("random", "length", "eas"),
+        strategies=("random", "length", "eas", "pass-rate"),
         budget=4,
         seeds=2,
         train=TrainConfig(max_steps=2, save_steps=1, batch_size=2, val_fraction=0.25, lr=1e-3),
@@ -77,7 +77,15 @@ def test_experiment_end_to_end_and_resume(tmp_path, tiny_dir):
     for name in ("table.md", "table.csv", "results.json", "table.png", "scores.jsonl"):
         assert (tmp_path / name).exists()
     timings = json.loads((tmp_path / "timings.json").read_text())
-    assert sorted(timings["runs_s"]) == sorted(f"{s}/seed-{i}" for s in ("random", "length", "eas") for i in (0, 1))
+    assert sorted(timings["runs_s"]) == sorted(
+        f"{s}/seed-{i}" for s in ("random", "length", "eas", "pass-rate") for i in (0, 1)
+    )
+    # the random tiny student answers nothing right: no pass rate strictly between 0 and 1
+    assert {json.loads(line)["pass_rate"] for line in (tmp_path / "scores.jsonl").read_text().splitlines()} == {0.0}
+    assert all(math.isnan(r["pass-rate"]) for r in rows) and "n/a" in (tmp_path / "table.md").read_text()
+    assert not (tmp_path / "pass-rate" / "seed-0" / "train").exists()
+    assert not list(tmp_path.glob("*/seed-*/train/checkpoint-*"))  # deleted once evaluated
+    assert len(list(tmp_path.glob("*/seed-*/eval-checkpoint-*.json"))) == 3 * 2 * 2
     assert timings["total_s"] >= timings["pool_scores_s"] + sum(timings["runs_s"].values()) > 0
     picked = json.loads((tmp_path / "eas" / "seed-0" / "picked.json").read_text())["ids"]
     scores = {
@@ -87,5 +95,6 @@ def test_experiment_end_to_end_and_resume(tmp_path, tiny_dir):
     evals = sorted(p.name for p in (tmp_path / "eas" / "seed-1").glob("eval-*.json"))
     assert len(evals) == 2
     stamp = (tmp_path / "eas" / "seed-1" / evals[0]).stat().st_mtime_ns
-    assert run_experiment(pool, questions, tmp_path, config, model=str(tiny_dir)) == rows  # resumed: nothing redone
+    again = run_experiment(pool, questions, tmp_path, config, model=str(tiny_dir))  # resumed: nothing redone
+    assert json.dumps(again) == json.dumps(rows)  # (NaN != NaN, so compare as text)
     assert (tmp_path / "eas" / "seed-1" / evals[0]).stat().st_mtime_ns == stamp

@@ -55,6 +55,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--epochs", type=float, default=None)
     s.add_argument("--lr", type=float, default=None)
     s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep every trained checkpoint (model + optimizer state; 1.6 GB each for the embedded model); "
+        "default: deleted once evaluated",
+    )
     s.add_argument("--out", required=True, help="experiment folder")
     add_model_args(s)
     add_sampling_args(s.add_argument_group("sampling"), max_new_tokens=256)
@@ -139,6 +145,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                 sampling_from_args(args), max_new_tokens=min(args.max_new_tokens, 128) if quick else args.max_new_tokens
             ),
             pass_rate_k=args.pass_rate_k,
+            keep_checkpoints=args.keep_checkpoints,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
