@@ -58,6 +58,31 @@ def _same(rows, ref):
                 assert r[k] == v, k
 
 
+def test_rows_come_back_in_input_order_when_a_later_batch_finishes_first(ray_local):
+    from eas.distributed import RayOptions, _stream, init_ray
+
+    # A dataset snapshots the DataContext when it is created: the order must be asked
+    # for before then (init_ray does), not only when the map runs.
+    ray_local.data.DataContext.get_current().execution_options.preserve_order = False
+    init_ray(RayOptions())
+
+    class SlowFirstBatch:  # defined here, so Ray ships it by value to the actors
+        def __init__(self, delay_s):
+            self.delay_s = delay_s
+
+        def __call__(self, batch):
+            import time
+
+            if int(batch["i"][0]) == 0:
+                time.sleep(self.delay_s)
+            return batch
+
+    ds = ray_local.data.from_items([{"i": i} for i in range(8)]).repartition(8).materialize()
+    options = RayOptions(workers=2, batch_records=1)
+    rows = list(_stream(ds, SlowFirstBatch, {"delay_s": 3.0}, options, "numpy"))
+    assert [int(r["i"]) for r in rows] == list(range(8))
+
+
 def test_ray_two_workers_equal_single_process(ray_local, tiny_dir, tmp_path):
     from eas.distributed import RayOptions, score_with_ray
 

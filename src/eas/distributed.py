@@ -85,8 +85,14 @@ def _local_runtime_env() -> dict[str, Any]:
 
 
 def init_ray(options: RayOptions) -> None:
-    """Connect to ``options.address``, or start local Ray, unless already connected."""
+    """Connect to ``options.address``, or start local Ray, unless already connected.
+
+    Also makes the datasets created from now on keep their input order: a dataset
+    snapshots the current ``DataContext`` when it is created (Ray >= 2.4x), so setting
+    ``preserve_order`` later, on the context, does not reach it.
+    """
     ray = _require_ray()
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
     if ray.is_initialized():
         return
     if options.address:
@@ -152,8 +158,7 @@ class _FileScorer(_Scorer):
 def _stream(ds: Any, actor: type, kwargs: dict[str, Any], options: RayOptions, fmt: str) -> Iterator[dict[str, Any]]:
     """Rows of ``ds`` mapped by a pool of ``actor``, in input order; Ray failures as EngineError."""
     ray = _require_ray()
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
+    ds.context.execution_options.preserve_order = True  # the context the dataset runs with
     mapped = ds.map_batches(
         actor,
         fn_constructor_kwargs=kwargs,
