@@ -76,3 +76,37 @@ def test_pure_helpers():
     assert split_validation(RECORDS, 0.25, seed=0)[1] == val
     with pytest.raises(ValueError, match="at least 2"):
         split_validation(RECORDS[:1], 0.5, 0)
+
+
+def test_cli_train_quiet_prints_nothing_and_names_the_rows_it_leaves_out(tmp_path, tiny_dir, capsys):
+    from helpers import write_jsonl
+
+    from eas.cli import main
+
+    src = write_jsonl(
+        tmp_path / "picked.jsonl", [{"id": r.id, "prompt": r.prompt, "response": r.response} for r in RECORDS[:4]]
+    )
+    with src.open("a") as f:
+        f.write('{"id": "no-response", "prompt": "q"}\n')
+    out = tmp_path / "run"
+    args = [
+        "-q",
+        "train",
+        str(src),
+        "--model",
+        str(tiny_dir),
+        "--out",
+        str(out),
+        "--max-steps",
+        "2",
+        "--save-steps",
+        "2",
+    ]
+    assert main([*args, "--batch-size", "2", "--device", "cpu", "--no-activation-checkpointing"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no loss dicts printed
+    assert "it/s" not in captured.err and "examples/s" not in captured.err  # no progress bars
+    assert "1 of 5 rows" in captured.err and "no-response" in captured.err and "'response' is missing" in captured.err
+    assert [row["step"] for row in _log(out) if "loss" in row] == [1, 2]
+    assert json.loads((out / "best_checkpoints.json").read_text())[0]["checkpoint"] == "checkpoint-2"
+    assert json.loads((out / "train_config.json").read_text())["activation_checkpointing"] is False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -371,6 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    if args.quiet and "huggingface_hub" not in sys.modules:
+        # Read when huggingface_hub is first imported: the bars of transformers and datasets
+        # (loading weights, preparing data sets) go too.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from eas.records import InputError
 
     try:

@@ -54,6 +54,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("input", help="records to train on (e.g. the output of eas select)")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights")
+    t.add_argument(
+        "--no-activation-checkpointing",
+        dest="activation_checkpointing",
+        action="store_false",
+        help="keep the activations for the backward pass instead of recomputing them (more memory, less compute)",
+    )
     t.add_argument("--epochs", type=float, default=2.0)
     t.add_argument("--lr", type=float, default=1e-5)
     t.add_argument("--batch-size", type=int, default=4)
@@ -123,7 +129,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from eas.records import Record
     from eas.training import TrainConfig, train
 
-    records = [r for r in read_records(args.input, fields_from_args(args)) if isinstance(r, Record)]
+    rows = list(read_records(args.input, fields_from_args(args)))
+    records = [r for r in rows if isinstance(r, Record)]
+    unread = [r for r in rows if not isinstance(r, Record)]
+    if unread:
+        first = unread[0]
+        log.warning(
+            "%d of %d rows of %s cannot be read and are left out (first: record %s: %s)",
+            len(unread),
+            len(rows),
+            args.input,
+            first.record_id,
+            first.reason,
+        )
     try:
         config = TrainConfig(
             epochs=args.epochs,
@@ -135,10 +153,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             val_fraction=args.val_fraction,
             lora=args.lora,
+            activation_checkpointing=args.activation_checkpointing,
             seed=args.seed,
         )
         result = train(
-            records, args.out, args.model, None, config, resume=args.resume, device=args.device, dtype=args.dtype
+            records,
+            args.out,
+            args.model,
+            None,
+            config,
+            resume=args.resume,
+            device=args.device,
+            dtype=args.dtype,
+            progress=not args.quiet,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
