@@ -88,7 +88,7 @@ def init_ray(options: RayOptions) -> None:
     """Connect to ``options.address``, or start local Ray, unless already connected.
 
     Also makes the datasets created from now on keep their input order: a dataset
-    snapshots the current ``DataContext`` when it is created (Ray >= 2.4x), so setting
+    snapshots the current ``DataContext`` when it is created (Ray 2.60 does), so setting
     ``preserve_order`` later, on the context, does not reach it.
     """
     ray = _require_ray()
