@@ -11,6 +11,7 @@ the errors file), 2 for usage errors (bad path, unknown field or format).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -364,6 +365,48 @@ def _ray_errors_as_usage(items: Iterator[Any]) -> Iterator[Any]:
         raise UsageError(str(exc)) from None
 
 
+# The progress bars of transformers (loading weights) and datasets (preparing a data set):
+# each library's environment switch, read when it is first imported.
+_HF_PROGRESS_ENV = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
+
+
+@contextlib.contextmanager
+def _hf_progress_bars_off() -> Iterator[None]:
+    """No progress bars from transformers and datasets while the block runs (``-q``).
+
+    A library not imported yet reads its environment switch at import (a command-line run,
+    and no start-up cost); one already imported (``main`` called in a live process) is told
+    through its API. Both are restored afterwards.
+    """
+    controls = []
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        controls.append(
+            (hf_logging.is_progress_bar_enabled, hf_logging.disable_progress_bar, hf_logging.enable_progress_bar)
+        )
+    if "datasets" in sys.modules:
+        import datasets
+
+        controls.append(
+            (datasets.is_progress_bar_enabled, datasets.disable_progress_bars, datasets.enable_progress_bars)
+        )
+    turned_off = []
+    for is_enabled, disable, enable in controls:
+        if is_enabled():
+            disable()
+            turned_off.append(enable)
+    unset = [name for name in _HF_PROGRESS_ENV if name not in os.environ]
+    os.environ.update(dict.fromkeys(unset, "1"))
+    try:
+        yield
+    finally:
+        for name in unset:
+            os.environ.pop(name, None)
+        for enable in turned_off:
+            enable()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -372,14 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    if args.quiet and "huggingface_hub" not in sys.modules:
-        # Read when huggingface_hub is first imported: the bars of transformers and datasets
-        # (loading weights, preparing data sets) go too.
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from eas.records import InputError
 
     try:
-        return args.func(args)
+        with _hf_progress_bars_off() if args.quiet else contextlib.nullcontext():
+            return args.func(args)
     except (InputError, UsageError) as exc:
         print(f"eas {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -125,23 +125,10 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from eas.io import read_records
-    from eas.records import Record
+    from eas.io import read_records, readable_records
     from eas.training import TrainConfig, train
 
-    rows = list(read_records(args.input, fields_from_args(args)))
-    records = [r for r in rows if isinstance(r, Record)]
-    unread = [r for r in rows if not isinstance(r, Record)]
-    if unread:
-        first = unread[0]
-        log.warning(
-            "%d of %d rows of %s cannot be read and are left out (first: record %s: %s)",
-            len(unread),
-            len(rows),
-            args.input,
-            first.record_id,
-            first.reason,
-        )
+    records = readable_records(read_records(args.input, fields_from_args(args)), args.input)
     try:
         config = TrainConfig(
             epochs=args.epochs,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from eas.config import EASConfig
+from eas.io import readable_records
 from eas.records import Record, RecordError
 from eas.runstore import write_atomic
 from eas.sampling import Question, SamplingConfig
@@ -250,9 +251,7 @@ def run_experiment(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    records = [r for r in pool if isinstance(r, Record)]
-    if len(records) < len(pool):
-        log.warning("%d unreadable pool rows are left out", len(pool) - len(records))
+    records = readable_records(pool, "the pool")
     started = time.monotonic()
     scores = pool_scores(records, load_backend(model), config, out, progress)
     timings: dict[str, Any] = {"pool_scores_s": time.monotonic() - started, "runs_s": {}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import sys
@@ -20,6 +21,8 @@ from typing import Any
 
 from eas.records import InputError, Record, RecordError
 from eas.runstore import write_atomic
+
+log = logging.getLogger(__name__)
 
 INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".csv": "csv"}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -216,6 +219,25 @@ def read_rows_and_records(
                 yield row, exc if exc.record_id is not None else RecordError(exc.reason, index)
 
     return generate()
+
+
+def readable_records(rows: Iterable[Record | RecordError], source: str) -> list[Record]:
+    """The ``Record`` rows; one warning counts the rest (left out) and names the first."""
+    records: list[Record] = []
+    unread: list[RecordError] = []
+    for row in rows:
+        (records if isinstance(row, Record) else unread).append(row)
+    if unread:
+        first = unread[0]
+        log.warning(
+            "%d of %d rows of %s cannot be read and are left out (first: record %s: %s)",
+            len(unread),
+            len(records) + len(unread),
+            source,
+            first.record_id,
+            first.reason,
+        )
+    return records
 
 
 def find_duplicate_ids(records: Iterable[Record | RecordError]) -> tuple[int, list[Any]]:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -168,26 +167,10 @@ def train(
         config: hyper-parameters.
         resume: continue from the newest checkpoint in ``out_dir`` (a fresh start if none).
         device, dtype: as for scoring (``auto``: cuda + bfloat16 when there is a GPU).
-        progress: progress bars and the loss printed while training (off: ``train_log.jsonl`` only).
+        progress: the trainer's progress bar and the loss printed (off: ``train_log.jsonl`` only).
         callbacks: more ``transformers.TrainerCallback`` objects.
     """
     _require_trl()
-    with _progress_bars(progress):
-        return _train(records, out_dir, model, tokenizer, config, resume, device, dtype, progress, callbacks)
-
-
-def _train(
-    records: Sequence[Record],
-    out_dir: str | Path,
-    model: Any,
-    tokenizer: Any,
-    config: TrainConfig | None,
-    resume: bool,
-    device: str,
-    dtype: str,
-    progress: bool,
-    callbacks: Sequence[Any],
-) -> TrainResult:
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
@@ -219,8 +202,8 @@ def _train(
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
-        **_warmup(config.warmup_ratio),
-        **_activation_checkpointing(config.activation_checkpointing),
+        **_renamed("warmup_ratio", "warmup_steps", config.warmup_ratio),
+        **_renamed("activation_checkpointing", "gradient_checkpointing", config.activation_checkpointing),
         weight_decay=config.weight_decay,
         max_length=config.max_length,
         completion_only_loss=True,
@@ -263,50 +246,19 @@ def _train(
     return TrainResult(out_dir, [(b["checkpoint"], b["eval_loss"]) for b in best], trainer.state.global_step)
 
 
-@contextmanager
-def _progress_bars(enabled: bool) -> Iterator[None]:
-    """Turn the progress bars of datasets and transformers off for the block when not ``enabled``."""
-    import datasets
-    import transformers.utils.logging as transformers_logging
+def _renamed(name: str, old_name: str, value: Any) -> dict[str, Any]:
+    """``{name: value}``, or ``{old_name: value}`` for a transformers without ``name``.
 
-    if enabled:
-        yield
-        return
-    was = datasets.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was[0]:
-            datasets.enable_progress_bars()
-        if was[1]:
-            transformers_logging.enable_progress_bar()
-
-
-def _activation_checkpointing(on: bool) -> dict[str, bool]:
-    """The setting under the name this transformers knows.
-
-    transformers 5 renamed ``gradient_checkpointing`` to ``activation_checkpointing`` and
-    warns on every run where only the old name is set (as TRL's SFTConfig does).
+    transformers 5 folded ``warmup_ratio`` into ``warmup_steps`` (a float < 1 is a ratio)
+    and renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (warning on
+    every run where only the old name is set, as TRL's SFTConfig does).
     """
     import inspect
 
     from transformers import TrainingArguments
 
     params = inspect.signature(TrainingArguments.__init__).parameters
-    name = "activation_checkpointing" if "activation_checkpointing" in params else "gradient_checkpointing"
-    return {name: on}
-
-
-def _warmup(ratio: float) -> dict[str, float]:
-    """transformers 5 folded ``warmup_ratio`` into ``warmup_steps`` (a float < 1 is a ratio)."""
-    import inspect
-
-    from transformers import TrainingArguments
-
-    params = inspect.signature(TrainingArguments.__init__).parameters
-    return {"warmup_ratio": ratio} if "warmup_ratio" in params else {"warmup_steps": ratio}
+    return {name if name in params else old_name: value}
 
 
 def _load(name: str, torch_dtype: Any) -> tuple[Any, Any]:
