@@ -35,6 +35,7 @@ demo: $(BASE)
 lint: $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(DEV)
 	$(VENV)/bin/ruff check --fix .

@@ -42,7 +42,8 @@ def make_traces(n: int = 20, seed: int = 0) -> list:
 
 
 def bench_hf(traces: list) -> tuple[float, int]:
-    from eas.scoring import load_backend, score_records
+    from eas.backends.load import load_backend
+    from eas.scoring.score import score_records
 
     backend = load_backend("embedded")
     list(score_records(traces[:2], backend))  # warm-up
@@ -55,9 +56,9 @@ def bench_hf(traces: list) -> tuple[float, int]:
 
 def bench_openai(traces: list, naive_sample: int, threads: int) -> tuple[float, float]:
     from eas.backends.llama_server import local_llama_server
+    from eas.backends.load import load_backend
     from eas.config import EASConfig, ServerConfig
-    from eas.probes import encode_record
-    from eas.scoring import load_backend
+    from eas.scoring.probes import encode_record
 
     with local_llama_server(n_ctx=2048, n_threads=threads) as url:
         backend = load_backend("embedded", backend="openai", server=ServerConfig(base_url=url, concurrency=1))
@@ -80,7 +81,7 @@ def bench_ray(traces: list) -> tuple[float, float]:
     from transformers import AutoTokenizer
 
     from eas.backends.embedded import embedded_model_dir
-    from eas.distributed import RayOptions, _local_runtime_env, score_with_ray
+    from eas.scoring.ray import RayOptions, _local_runtime_env, score_with_ray
     from eas.testing import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())

@@ -56,7 +56,7 @@ def time_one_length(backend, n_tokens: int, naive_sample: int, repeats: int) -> 
     import torch
 
     from eas.config import EASConfig
-    from eas.probes import encode_record
+    from eas.scoring.probes import encode_record
 
     enc = encode_record(backend.tokenizer, make_record(backend.tokenizer, n_tokens), EASConfig())
     model = backend.model
@@ -102,9 +102,9 @@ def _rss_kib(field: str) -> int:
 
 def rss_child(chunk_size: int, n_tokens: int) -> None:
     """Runs in a subprocess: peak RSS growth while scoring one trace."""
+    from eas.backends.load import load_backend
     from eas.config import EASConfig, EngineConfig
-    from eas.probes import encode_record
-    from eas.scoring import load_backend
+    from eas.scoring.probes import encode_record
 
     backend = load_backend("embedded", device="cpu", dtype="float32", engine=EngineConfig(chunk_size=chunk_size))
     enc = encode_record(backend.tokenizer, make_record(backend.tokenizer, n_tokens), EASConfig())
@@ -131,8 +131,8 @@ def main() -> None:
 
     import torch
 
+    from eas.backends.load import load_backend
     from eas.config import EngineConfig
-    from eas.scoring import load_backend
 
     backend = load_backend("embedded", device="cpu", dtype="float32", engine=EngineConfig())
     print(f"embedded model, float32, CPU, {torch.get_num_threads()} threads; best of {args.repeats}")

@@ -54,7 +54,7 @@ def build_model(tiny: bool, device: str, dtype: Any) -> Any:
 def make_trace(length: int, vocab: int, seed: int) -> Any:
     import numpy as np
 
-    from eas.probes import EncodedRecord
+    from eas.backends.base import EncodedRecord
     from eas.records import Record
 
     rng = np.random.default_rng(seed)

@@ -37,13 +37,11 @@ from eas.answers import (  # noqa: E402
     NO_ANSWER,
     AnswerMatcher,
     answer_counts,
-    answer_entropy,
     choice_letter,
-    correctness_entropy,
     extract_answer,
     group_answers,
-    pass_rate,
 )
+from eas.maths.reference import answer_entropy, correctness_entropy, pass_rate  # noqa: E402
 
 CHOICES = ["10", "12", "14", "16"]
 

@@ -25,7 +25,7 @@ def test_gpu_eas_runs_tiny_on_cpu(capsys):
 
 def test_bench_backends_traces_are_scorable(tokenizer):
     from eas.config import EASConfig
-    from eas.probes import encode_record
+    from eas.scoring.probes import encode_record
 
     traces = _load("bench_backends").make_traces(20)
     assert len({t.id for t in traces}) == 20

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from eas.answers import extract_boxed, last_boxed_span
 from eas.config import EASConfig
-from eas.probes import encode_record
 from eas.records import Record, RecordError
+from eas.scoring.probes import encode_record
 
 # Text that cannot open or close a box by itself.
 plain = st.text(st.characters(blacklist_characters="{}\\", blacklist_categories=("Cs",)), max_size=40)

@@ -8,13 +8,16 @@ Quick use::
     rows = list(score_records([Record("q1", "What is 2+3?", "2+3=5. \\\\boxed{5}")], backend))
 """
 
-from eas.config import EASConfig, EngineConfig
-from eas.io import FieldMap, read_records, read_table, write_results
+from eas.backends.load import load_backend
+from eas.config import EASConfig, EngineConfig, SamplingConfig
 from eas.records import InputError, Record, RecordError
-from eas.runs import RunSummary, score_file
-from eas.sampling import Question, SamplingConfig
-from eas.scoring import RESULT_COLUMNS, ScoreError, load_backend, score_records
-from eas.study import StudyConfig, run_study
+from eas.sampling.questions import Question
+from eas.scoring.runs import score_file
+from eas.scoring.score import RESULT_COLUMNS, ScoreError, score_records
+from eas.storage.files import read_table, write_results
+from eas.storage.inputs import FieldMap, read_records
+from eas.storage.parts import RunSummary
+from eas.study.study import StudyConfig, run_study
 
 __version__ = "0.1.0"
 

@@ -1,12 +1,11 @@
-"""Final answers of model text, their equivalence, and the uncertainty of a set of answers.
+"""Final answers of model text and their equivalence classes.
 
 * Extraction: the last ``\\boxed{...}`` with balanced braces (nested braces allowed,
   escaped ``\\{``/``\\}`` ignored for the balance), else configurable fallbacks (the
   last number, the last option letter); multiple-choice answers become option letters.
 * Equivalence: math-verify (``1/2`` = ``0.5`` = ``\\frac{1}{2}``) with a time limit per
   comparison (``AnswerMatcher``); answers are grouped into equivalence classes.
-* Answer entropy, correctness entropy and pass rate (METHOD.md section 2) are pure
-  functions of class labels / correctness flags.
+* Answer entropy, correctness entropy and pass rate of the classes: ``eas.maths.reference``.
 
 No model here; math-verify is imported only when two answers differ as strings.
 """
@@ -14,16 +13,12 @@ No model here; math-verify is imported only when two answers differ as strings.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -306,51 +301,3 @@ def answer_counts(answers: Sequence[str | None], labels: Sequence[int]) -> dict[
         heads.setdefault(k, NO_ANSWER if a is None else a)
         counts[k] = counts.get(k, 0) + 1
     return {heads[k]: c for k, c in sorted(counts.items(), key=lambda kc: (-kc[1], kc[0]))}
-
-
-# --- uncertainty of a set of samples (pure) ----------------------------------------------
-
-
-def answer_entropy(labels: Sequence[Any]) -> float:
-    """Entropy, in bits, of the share of samples in each answer class.
-
-    ``labels`` holds one class label per sample (e.g. from ``group_answers``).
-
-    Example:
-        >>> answer_entropy([0, 1, 2, 3])
-        2.0
-        >>> answer_entropy([0, 0, 1, 1])
-        1.0
-    """
-    if not labels:
-        raise ValueError("answer_entropy needs at least one sample")
-    counts = np.array(list(Counter(labels).values()), dtype=np.float64)
-    p = counts / counts.sum()
-    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
-def pass_rate(correct: Sequence[bool]) -> float:
-    """Fraction of samples that are correct.
-
-    Example:
-        >>> pass_rate([True, False, False, False])
-        0.25
-    """
-    if not correct:
-        raise ValueError("pass_rate needs at least one sample")
-    return float(np.mean(np.asarray(correct, dtype=np.float64)))
-
-
-def correctness_entropy(correct: Sequence[bool]) -> float:
-    """Binary entropy, in bits, of the fraction correct: ``-p log2 p - (1-p) log2 (1-p)``.
-
-    Example:
-        >>> correctness_entropy([True, False])
-        1.0
-        >>> correctness_entropy([True, True, True])
-        0.0
-    """
-    p = pass_rate(correct)
-    if p in (0.0, 1.0):
-        return 0.0
-    return float(-p * math.log2(p) - (1 - p) * math.log2(1 - p))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from eas.maths.metrics import HES_FRACTION
+
 Method = Literal["packed", "naive"]
 End = Literal["answer", "response"]
 
@@ -32,7 +34,7 @@ class EASConfig:
     answer_prefix_tokens: int = 0
     end: End = "answer"
     use_chat_template: bool = True
-    hes_fraction: float = 0.005
+    hes_fraction: float = HES_FRACTION
     trajectory: bool = False
     track_tokens: tuple[str, ...] = ()
 
@@ -113,3 +115,37 @@ class ServerConfig:
             raise ValueError("timeout_s must be > 0")
         if self.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How answers are sampled.
+
+    Attributes:
+        n: samples per question.
+        temperature: softmax temperature; 0 means greedy (all n samples identical).
+        top_p: nucleus sampling mass.
+        max_new_tokens: generation budget per sample.
+        seed: seed of the random stream (each batch is seeded from it and its index).
+        batch_size: sequences per batch: ``batch_size // n`` questions (at least one)
+            with all their n samples.
+    """
+
+    n: int = 8
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    seed: int = 0
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError("n must be >= 1")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")

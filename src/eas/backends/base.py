@@ -1,6 +1,6 @@
 """The Backend protocol: what every model runtime provides to the scorer.
 
-A backend measures; it never computes the per-record figures (``eas.metrics`` does).
+A backend measures; it never computes the per-record figures (``eas.maths.metrics`` does).
 """
 
 from __future__ import annotations
@@ -11,7 +11,40 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from eas.probes import EncodedRecord
+from eas.config import SamplingConfig
+from eas.records import Record
+
+
+@dataclass(frozen=True)
+class EncodedRecord:
+    """A record as token ids, with its probe layout.
+
+    Attributes:
+        prompt_ids: P tokens.
+        response_ids: R tokens (x_1 .. x_R).
+        suffix_ids: s tokens appended to every probe context.
+        answer_end: T, the 1-based index of x_T in the response.
+        track_ids: token ids whose probability each probe also returns (may be empty).
+    """
+
+    record: Record
+    prompt_ids: list[int]
+    response_ids: list[int]
+    suffix_ids: list[int]
+    answer_end: int
+    track_ids: tuple[int, ...] = ()
+
+    @property
+    def n_probes(self) -> int:
+        return self.answer_end - 1
+
+    @property
+    def context_length(self) -> int:
+        return len(self.prompt_ids) + len(self.response_ids)
+
+    def probe_context(self, t: int) -> list[int]:
+        """Full input of probe t (1-based): prompt + x_1..x_t + suffix."""
+        return self.prompt_ids + self.response_ids[:t] + self.suffix_ids
 
 
 @dataclass(frozen=True)
@@ -43,7 +76,7 @@ class Measurement:
 
 
 class Backend(Protocol):
-    """A model runtime that can measure encoded records."""
+    """A model runtime that can measure encoded records and sample answers."""
 
     tokenizer: Any
     max_context: int | None
@@ -54,4 +87,15 @@ class Backend(Protocol):
 
     def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
         """Measure every record of ``batch``; one Measurement per record, same order."""
+        ...
+
+    def sample(
+        self, prompts: Sequence[str], config: SamplingConfig, *, progress: bool = False, first_batch: int = 0
+    ) -> list[list[str]]:
+        """``config.n`` sampled continuations of every prompt text: ``samples[i][k]``.
+
+        ``first_batch``: the sampler batch index (``config.batch_size // config.n``
+        prompts a batch) of the first prompt, which seeds it, so a resumed run samples
+        with the seeds of an uninterrupted one.
+        """
         ...

@@ -1,6 +1,6 @@
 """In-process transformers backend: exact full-vocabulary entropies, packed probes.
 
-The packed method (ARCHITECTURE.md, "The core algorithm"):
+The packed method (docs/architecture.md, "The core algorithm"):
 
 1. The records of a batch are laid end to end in one sequence (block-diagonal causal
    attention, positions restarting per record) and prefilled in segments; the prefill
@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from eas.backends.base import Measurement
-from eas.config import EngineConfig
-from eas.entropy import entropy_bits_from_logits, logprobs_and_entropy_from_logits
-from eas.probes import EncodedRecord, prefill_mask, staircase_mask
+from eas.backends.base import EncodedRecord, Measurement
+from eas.backends.hf_generate import generate_samples, returned_cache
+from eas.backends.hf_masks import prefill_mask, staircase_mask
+from eas.config import EngineConfig, SamplingConfig
+from eas.maths.entropy import entropy_bits_from_logits, logprobs_and_entropy_from_logits
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +48,6 @@ def _require_torch() -> Any:
     return torch
 
 
-def resolve_device(device: str) -> str:
-    torch = _require_torch()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> Any:
-    torch = _require_torch()
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}: use float32, bfloat16, float16 or auto") from None
-
-
 def packed_unsupported_reason(config: Any) -> str | None:
     """Why the packed method cannot run this architecture, or None when it can."""
     layer_types = getattr(config, "layer_types", None) or []
@@ -75,11 +59,6 @@ def packed_unsupported_reason(config: Any) -> str | None:
     if impl and impl.startswith("flash"):
         return f"attention implementation {impl!r} takes no 4-D mask (load with sdpa or eager)"
     return None
-
-
-def _returned_cache(output: Any) -> Any:
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
 
 
 class HFBackend:
@@ -99,42 +78,6 @@ class HFBackend:
         if reason and self.engine.method == "packed":
             raise ValueError(f"the packed method does not support {reason}; use method='naive' (--method naive)")
 
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str = "embedded",
-        *,
-        device: str = "auto",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        engine: EngineConfig | None = None,
-    ) -> HFBackend:
-        """Load a model: ``"embedded"`` (SmolLM2-135M-Instruct), a local path or a model id.
-
-        Weights are loaded from safetensors only; ``trust_remote_code`` stays off unless
-        asked for.
-        """
-        torch = _require_torch()
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path = name_or_path
-        if name_or_path == "embedded":
-            from eas.backends.embedded import embedded_model_dir
-
-            path = str(embedded_model_dir())
-        device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, device)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=torch_dtype,
-            trust_remote_code=trust_remote_code,
-            use_safetensors=True,
-            attn_implementation="sdpa",
-        ).to(device)
-        del torch
-        return cls(model, tokenizer, engine, name=name_or_path)
-
     def describe(self) -> dict[str, Any]:
         return {
             "backend": "hf",
@@ -146,6 +89,11 @@ class HFBackend:
         }
 
     # -- public -------------------------------------------------------------------------
+
+    def sample(
+        self, prompts: Sequence[str], config: SamplingConfig, *, progress: bool = False, first_batch: int = 0
+    ) -> list[list[str]]:
+        return generate_samples(self.model, self.tokenizer, prompts, config, progress=progress, first_batch=first_batch)
 
     def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
         torch = _require_torch()
@@ -248,7 +196,7 @@ class HFBackend:
                 logits_to_keep=keep - a,
                 **({self._cache_kwarg: cache} if cache is not None else {}),
             )
-            cache = _returned_cache(out)
+            cache = returned_cache(out)
             lp, h = self._token_stats(out.logits[0], ids[keep + 1])
             token_lp.append(lp)
             token_h.append(h)

@@ -3,7 +3,7 @@
 Each probe t is one completion of ``prompt + x_1..x_t + suffix`` with ``max_tokens=1``,
 ``temperature=0`` and ``logprobs=K``. The server returns the K most likely next tokens
 with their log-probabilities; ``H_t`` is reported as the entropy of those K tokens as
-returned (not renormalised) together with the truncation bound of METHOD.md, so the
+returned (not renormalised) together with the truncation bound of docs/method.md, so the
 exact entropy lies in ``[H_t, H_t + bound_t]``.
 
 Prompts are built with the model's own HF tokenizer and sent as token ids where the
@@ -34,10 +34,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from eas.backends.base import Measurement
+from eas.backends.base import EncodedRecord, Measurement
 from eas.config import ServerConfig
-from eas.entropy import topk_entropy_bits, topk_mass, topk_truncation_bound
-from eas.probes import EncodedRecord
+from eas.maths.entropy import topk_entropy_bits, topk_mass, topk_truncation_bound
 
 log = logging.getLogger(__name__)
 
@@ -63,25 +62,6 @@ def _require_httpx() -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("the openai backend needs httpx: pip install 'eas[server]'") from exc
     return httpx
-
-
-def default_tokenizer(model: str) -> str:
-    """Tokenizer to use for a server model: the embedded one for the embedded GGUF."""
-    from eas.backends.embedded import GGUF_FILE
-
-    if model == "embedded" or model.endswith(GGUF_FILE):
-        return "embedded"
-    return model
-
-
-def load_tokenizer(name_or_path: str) -> Any:
-    from transformers import AutoTokenizer
-
-    if name_or_path == "embedded":
-        from eas.backends.embedded import embedded_model_dir
-
-        name_or_path = str(embedded_model_dir())
-    return AutoTokenizer.from_pretrained(name_or_path)
 
 
 class OpenAIBackend:
@@ -112,10 +92,10 @@ class OpenAIBackend:
         self.stats = {"requests": 0, "retries": 0, "retokenized_probes": 0}
 
     @classmethod
-    def connect(cls, model: str, server: ServerConfig | None = None, tokenizer: str | None = None) -> OpenAIBackend:
-        """A backend for ``model`` on the server, with the tokenizer ``tokenizer`` (a local
-        path, a model id or ``"embedded"``; default: see ``default_tokenizer``)."""
-        backend = cls(model, load_tokenizer(tokenizer or default_tokenizer(model)), server)
+    def connect(cls, model: str, tokenizer: Any, server: ServerConfig | None = None) -> OpenAIBackend:
+        """A backend for ``model`` on the server, with the model's HF ``tokenizer``;
+        raises ``ConnectionError`` if the server does not answer."""
+        backend = cls(model, tokenizer, server)
         backend.check_reachable()
         return backend
 
@@ -286,13 +266,16 @@ class OpenAIBackend:
                 f.cancel()
             raise
 
-    def sample_texts(self, prompts: Sequence[str], config: Any, first_question: int = 0) -> list[list[str]]:
+    def sample(
+        self, prompts: Sequence[str], config: Any, *, progress: bool = False, first_batch: int = 0
+    ) -> list[list[str]]:
         """``config.n`` sampled completions of each prompt text (``eas sample``).
 
         One request per sample, each with its own seed (``config.seed``, the question's
-        index from ``first_question`` and the sample's), so a rerun, or a resumed run,
-        asks for the same samples; servers that honour ``seed`` return the same texts.
+        index and the sample's), so a rerun, or a resumed run, asks for the same samples;
+        servers that honour ``seed`` return the same texts.
         """
+        first_question = first_batch * max(1, config.batch_size // config.n)
 
         def one(i: int, k: int) -> str:
             payload = {

@@ -1,0 +1,169 @@
+"""What the commands share: option groups (defaults from ``eas.config``), exit codes, errors."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from eas.config import SamplingConfig, ServerConfig
+
+EXIT_OK, EXIT_USAGE, EXIT_SKIPPED = 0, 2, 3
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--model",
+        default="embedded",
+        help="'embedded' (SmolLM2-135M-Instruct, shipped in a package; the default), "
+        "a local folder or a transformers model id",
+    )
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    g.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights and activations (default: float32 on CPU, bfloat16 on GPU); entropies are always float32",
+    )
+    g.add_argument(
+        "--trust-remote-code", action="store_true", help="run the model repository's own code (off by default)"
+    )
+
+
+def add_backend_args(p: argparse.ArgumentParser, ray: bool = True) -> None:
+    """The --backend hf|openai options (and, with ``ray``, the Ray engine's)."""
+    g = p.add_argument_group("backend (serving engines)")
+    g.add_argument(
+        "--backend",
+        choices=["hf", "openai"],
+        default="hf",
+        help="hf: the model in this process, exact entropies (default); openai: an OpenAI-compatible server "
+        "(vLLM, SGLang, llama.cpp) with top-K entropies and their bound (columns eas_bound, min_topk_mass)",
+    )
+    g.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: the API root (default: %(default)s)")
+    g.add_argument("--top-k", type=int, default=20, help="openai: log-probs per probe (default 20)")
+    g.add_argument("--concurrency", type=int, default=8, help="openai: requests in flight (default 8)")
+    g.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request (default 120)")
+    g.add_argument("--max-retries", type=int, default=5, help="openai: retries on 429/5xx/timeouts (default 5)")
+    g.add_argument(
+        "--api-key-env", default="EAS_API_KEY", help="openai: env variable with the API key (default: EAS_API_KEY)"
+    )
+    g.add_argument(
+        "--tokenizer",
+        default=None,
+        help="openai: the model's HF tokenizer, a local folder or id (default: 'embedded' for the embedded GGUF, "
+        "else --model)",
+    )
+    if not ray:
+        return
+    g = p.add_argument_group("scale-out engine")
+    g.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: score on a Ray cluster")
+    g.add_argument("--workers", type=int, default=2, help="ray: scoring actors, one model each (default 2)")
+    g.add_argument("--ray-address", default=None, help="ray: cluster address, e.g. ray://head:10001 (default: local)")
+    g.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs per actor (default 0)")
+
+
+def backend_options(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
+    """Keyword arguments of ``eas.scoring.score.load_backend`` from the parsed options."""
+
+    server = None
+    if args.backend == "openai":
+        try:
+            server = ServerConfig(
+                base_url=args.base_url,
+                top_k=args.top_k,
+                concurrency=args.concurrency,
+                timeout_s=args.timeout,
+                max_retries=args.max_retries,
+                api_key_env=args.api_key_env,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return {
+        "model": args.model,
+        "device": args.device,
+        "dtype": args.dtype,
+        "trust_remote_code": args.trust_remote_code,
+        "engine": engine,
+        "backend": args.backend,
+        "server": server,
+        "tokenizer": args.tokenizer,
+    }
+
+
+def fields_from_args(args: argparse.Namespace) -> Any:
+    """The ``FieldMap`` named by the options of ``add_field_args``."""
+    from eas.storage.inputs import FieldMap
+
+    return FieldMap(
+        id=args.id_field or "id", prompt=args.prompt_field, response=args.response_field, answer=args.answer_field
+    )
+
+
+def add_field_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("input fields")
+    g.add_argument(
+        "--id-field", default=None, help="field with the record id (default 'id', else the 0-based row index)"
+    )
+    g.add_argument("--prompt-field", default="prompt", help="field with the question (default: prompt)")
+    g.add_argument("--response-field", default="response", help="field with the reasoning trace (default: response)")
+    g.add_argument("--answer-field", default="answer", help="field with the ground-truth answer (default: answer)")
+
+
+def add_sampling_args(
+    g: Any,
+    *,
+    max_new_tokens: int,
+    seed_flag: str = "--sample-seed",
+    batch_flag: str = "--sample-batch",
+) -> None:
+    """The sampler's options, the same for every command that generates.
+
+    Commands that already have a ``--seed`` or ``--batch-size`` of their own (``select``,
+    ``train``, ``experiment``) keep the default ``--sample-seed``/``--sample-batch`` names;
+    the destinations are the same either way, so ``sampling_from_args`` reads them all.
+    """
+    g.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
+    g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
+    g.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=max_new_tokens,
+        help=f"generation budget per sample (default {max_new_tokens})",
+    )
+    g.add_argument(
+        seed_flag, type=int, default=0, dest="sample_seed", help="sampler seed; same seed, same samples (default 0)"
+    )
+    g.add_argument(
+        batch_flag,
+        type=int,
+        default=64,
+        dest="sample_batch",
+        help="sequences per generation batch; all samples of a question share one (default 64)",
+    )
+
+
+def sampling_from_args(args: argparse.Namespace, n: int = 1) -> Any:
+    """The ``SamplingConfig`` named by the options of ``add_sampling_args``."""
+
+    try:
+        return SamplingConfig(
+            n=n,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.sample_seed,
+            batch_size=args.sample_batch,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+class UsageError(Exception):
+    """Bad arguments found after parsing; exit status 2."""
+
+
+def model_load_error(name: str, exc: BaseException) -> UsageError:
+    """The one-line usage error for a model that cannot be loaded."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UsageError(f"cannot load model {name!r}: {first}")

@@ -1,0 +1,149 @@
+"""``eas score``: parse the options, build the settings, call ``eas.scoring`` and report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from eas.cli.common import (
+    EXIT_OK,
+    EXIT_SKIPPED,
+    UsageError,
+    add_backend_args,
+    add_field_args,
+    add_model_args,
+    backend_options,
+    fields_from_args,
+    model_load_error,
+)
+from eas.config import EASConfig, EngineConfig
+
+log = logging.getLogger("eas")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="compute EAS and the baseline figures of reasoning traces",
+        description="Score (prompt, response[, answer]) records: EAS, mean EAS, PPL, length, "
+        "mean token entropy, max sequence log-prob, HES and the final-answer entropy. "
+        "Bad records go to OUT's errors file (scored.jsonl -> scored.errors.jsonl) with a reason; "
+        "exit status 0 = all scored, 3 = some skipped, 2 = usage error. "
+        "Runs are resumable: rerun the same command after a crash and finished batches are kept.",
+    )
+    p.add_argument("input", help="records: .jsonl, .parquet or .csv")
+    p.add_argument("--out", required=True, help="results: .jsonl or .parquet")
+    add_model_args(p)
+    add_backend_args(p)
+    add_field_args(p)
+    g = p.add_argument_group("metric")
+    g.add_argument("--trigger", default="\\boxed{", help="answer-forcing suffix of every probe (default: \\boxed{)")
+    g.add_argument(
+        "--answer-prefix-tokens",
+        type=int,
+        default=0,
+        metavar="L-1",
+        help="also append the first L-1 tokens of the ground-truth answer (needs the answer field; default 0)",
+    )
+    g.add_argument(
+        "--end",
+        choices=["answer", "response"],
+        default="answer",
+        help="answer: x_T is the last token of the last \\boxed{...} content (the paper); "
+        "response: probe every position of the response (traces without a boxed answer; not the paper's metric)",
+    )
+    g.add_argument(
+        "--no-chat-template", action="store_true", help="use the raw prompt text instead of the chat template"
+    )
+    g.add_argument("--trajectory", action="store_true", help="also write the per-position entropies H_1..H_{T-1}")
+    g.add_argument(
+        "--keep-input",
+        action="store_true",
+        help="also copy every input field (prompt, response, answer as text, ...) to the output, so that it can "
+        "go straight to eas select and eas train (a result column wins over an input field of the same name)",
+    )
+    g = p.add_argument_group("engine")
+    g.add_argument(
+        "--method", choices=["packed", "naive"], default="packed", help="naive = one forward pass per probe (reference)"
+    )
+    g.add_argument("--chunk-size", type=int, default=256, help="probes per forward pass (bounds memory; default 256)")
+    g.add_argument(
+        "--batch-tokens", type=int, default=2048, help="pack short records together up to this many tokens (0: off)"
+    )
+    g = p.add_argument_group("long runs")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again even if OUT (or its unfinished parts) was made with other settings",
+    )
+    g.add_argument("--dedupe", action="store_true", help="keep the first record of a duplicate id (default: refuse)")
+    p.set_defaults(func=cmd_score)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from eas.backends.load import load_backend
+    from eas.scoring.ray import EngineError, RayOptions
+    from eas.scoring.runs import score_file
+    from eas.storage.files import errors_path
+
+    try:
+        config = EASConfig(
+            trigger=args.trigger,
+            answer_prefix_tokens=args.answer_prefix_tokens,
+            end=args.end,
+            use_chat_template=not args.no_chat_template,
+            trajectory=args.trajectory,
+        )
+        engine = EngineConfig(method=args.method, chunk_size=args.chunk_size, batch_tokens=args.batch_tokens)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    fields = fields_from_args(args)
+    options = backend_options(args, engine)
+    ray = None
+    backend: Any = options
+    if args.engine == "ray":
+        try:
+            ray = RayOptions(workers=args.workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+
+        def backend():
+            try:
+                return load_backend(**options)
+            except (OSError, ValueError) as exc:
+                raise model_load_error(args.model, exc) from None
+
+    try:
+        summary = score_file(
+            args.input,
+            args.out,
+            backend,
+            config,
+            fields=fields,
+            id_given=args.id_field is not None,
+            settings=_number_settings(args),
+            batch_tokens=args.batch_tokens,
+            overwrite=args.overwrite,
+            dedupe=args.dedupe,
+            keep_input=args.keep_input,
+            progress=not args.quiet,
+            ray=ray,
+        )
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
+    state = "already complete: " if summary.already_complete else ""
+    log.info("%sscored %d records -> %s", state, summary.rows, args.out)
+    if summary.errors:
+        log.warning("skipped %d records; reasons in %s", summary.errors, errors_path(args.out))
+        return EXIT_SKIPPED
+    return EXIT_OK
+
+
+def _number_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What, besides the metric and the fields, decides a run's numbers (for resuming)."""
+    settings = {"model": args.model, "dtype": args.dtype, "backend": args.backend}
+    if args.backend == "openai":
+        settings |= {"top_k": args.top_k, "tokenizer": args.tokenizer, "base_url": args.base_url}
+    return settings

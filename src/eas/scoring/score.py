@@ -1,0 +1,195 @@
+"""Score records: records -> encoded probes -> backend measurements -> per-record figures.
+
+This is the library's main entry point (``eas.score_records``). It owns the batching
+policy (short records are grouped up to ``EngineConfig.batch_tokens`` tokens so the
+backend can pack them) and turns each failure into a ``ScoreError`` with a one-line
+reason instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eas.backends.base import Backend, EncodedRecord, Measurement
+from eas.config import EASConfig
+from eas.maths.metrics import record_figures, topk_figures
+from eas.progress import progress_bar
+from eas.records import Record, RecordError
+from eas.scoring.probes import encode_record
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = (
+    "id",
+    "eas",
+    "mean_eas",
+    "n_probes",
+    "answer_end_token",
+    "response_tokens",
+    "ppl",
+    "mean_token_entropy",
+    "max_seq_logprob",
+    "hes",
+    "final_entropy",
+)
+# Added after RESULT_COLUMNS by top-K backends (servers): exact EAS lies in [eas, eas + eas_bound].
+TOPK_COLUMNS = ("eas_bound", "min_topk_mass")
+
+
+@dataclass(frozen=True)
+class ScoreError:
+    """A record that was not scored, and why.
+
+    ``retry`` marks a failure that another try may not repeat (the backend failed,
+    not the record): a resumed run scores such records again.
+    """
+
+    id: Any
+    reason: str
+    retry: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return {"id": self.id, "error": self.reason}
+
+
+def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[str, Any]:
+    """Output row of one scored record: columns RESULT_COLUMNS, then TOPK_COLUMNS for
+    top-K backends; with ``trajectory`` also the per-probe lists (``trajectory``, and for
+    top-K backends ``trajectory_bound`` and ``trajectory_topk_mass``); with tracked tokens
+    ``option_probs``."""
+    figures = record_figures(m.probe_entropies, m.token_logprobs, m.token_entropies, config.hes_fraction)
+    row = {
+        "id": enc.record.id,
+        **figures,
+        "answer_end_token": enc.answer_end,
+        "response_tokens": len(enc.response_ids),
+    }
+    row = {c: row[c] for c in RESULT_COLUMNS}
+    topk = m.probe_bounds is not None and m.probe_topk_mass is not None
+    if topk:
+        row.update(topk_figures(m.probe_bounds, m.probe_topk_mass))
+    if config.trajectory:
+        row["trajectory"] = [float(h) for h in m.probe_entropies]
+        if topk:
+            row["trajectory_bound"] = [float(b) for b in m.probe_bounds]
+            row["trajectory_topk_mass"] = [float(x) for x in m.probe_topk_mass]
+    if config.track_tokens:
+        probs = m.probe_token_probs  # (T-1, K), or None from a backend that cannot track tokens
+        row["option_probs"] = (
+            None if probs is None else {s: [float(p) for p in probs[:, j]] for j, s in enumerate(config.track_tokens)}
+        )
+    return row
+
+
+# Batches are planned from characters, not tokens, so that a resumed run can plan the
+# same batches without tokenizing the records it skips (about 3.5 characters a token).
+CHARS_PER_TOKEN = 3.5
+
+
+def estimated_tokens(rec: Record | RecordError, suffix_tokens: int = 4) -> int:
+    """Rough token count of the packed work for a record: context + probe suffixes."""
+    if isinstance(rec, RecordError):
+        return 0
+    response = len(rec.response) / CHARS_PER_TOKEN
+    return int((len(rec.prompt) / CHARS_PER_TOKEN) + response * (1 + suffix_tokens))
+
+
+def plan_batches(records: Iterable[Record | RecordError], batch_tokens: int) -> Iterator[list[Record | RecordError]]:
+    """Consecutive records grouped up to about ``batch_tokens`` tokens of work.
+
+    Deterministic in the input alone: every run over the same input plans the same
+    batches (a resumed run relies on it, and so do bit-identical results).
+    """
+    batch: list[Record | RecordError] = []
+    size = 0
+    for rec in records:
+        n = estimated_tokens(rec)
+        if batch and size + n > batch_tokens:
+            yield batch
+            batch, size = [], 0
+        batch.append(rec)
+        size += n
+    if batch:
+        yield batch
+
+
+def _measure(backend: Backend, batch: Sequence[EncodedRecord]) -> list[Measurement | ScoreError]:
+    """Measure a batch; if it fails as a whole (e.g. out of memory), retry record by record."""
+    try:
+        return list(backend.measure(batch))
+    except (RuntimeError, ValueError, MemoryError, OSError) as exc:
+        if len(batch) == 1:
+            log.warning("record %r failed in the backend: %s", batch[0].record.id, exc)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return [ScoreError(batch[0].record.id, f"backend error: {reason}", retry=True)]
+        log.warning("a batch of %d records failed (%s); scoring them one by one", len(batch), exc)
+        return [r for enc in batch for r in _measure(backend, [enc])]
+
+
+def score_batch(
+    batch: Sequence[Record | RecordError], backend: Backend, config: EASConfig
+) -> list[dict[str, Any] | ScoreError]:
+    """Encode and measure one planned batch; one result row or ScoreError per record."""
+    out: list[dict[str, Any] | ScoreError | EncodedRecord] = []
+    for rec in batch:
+        if isinstance(rec, RecordError):
+            out.append(ScoreError(rec.record_id, rec.reason))
+            continue
+        try:
+            out.append(encode_record(backend.tokenizer, rec, config, backend.max_context))
+        except RecordError as exc:
+            out.append(ScoreError(rec.id, exc.reason))
+    encoded = [e for e in out if isinstance(e, EncodedRecord)]
+    measured = iter(_measure(backend, encoded) if encoded else [])
+    results: list[dict[str, Any] | ScoreError] = []
+    for item in out:
+        if isinstance(item, EncodedRecord):
+            m = next(measured)
+            results.append(m if isinstance(m, ScoreError) else result_row(item, m, config))
+        else:
+            results.append(item)
+    return results
+
+
+def score_records(
+    records: Iterable[Record | RecordError],
+    backend: Backend,
+    config: EASConfig | None = None,
+    *,
+    batch_tokens: int | None = None,
+    progress: bool = False,
+    total: int | None = None,
+) -> Iterator[dict[str, Any] | ScoreError]:
+    """Score records with a backend, yielding a result row or a ``ScoreError`` per record.
+
+    Args:
+        records: ``Record`` objects; a ``RecordError`` in the stream (e.g. a row the reader
+            could not parse) is passed through as a ``ScoreError``.
+        backend: from ``load_backend`` or any ``Backend``.
+        config: the metric's settings (trigger, answer prefix, end, ...).
+        batch_tokens: group short records up to this many tokens (default: the
+            backend's engine setting, else 2048).
+        progress: show a progress bar.
+        total: number of records, for the progress bar.
+
+    Yields:
+        In input order: a dict with the columns of ``RESULT_COLUMNS`` (+ ``trajectory``)
+        or a ``ScoreError``.
+
+    Example:
+        >>> backend = load_backend("embedded")  # doctest: +SKIP
+        >>> rec = Record("q1", "What is 2+3?", "2+3 = 5, so \\\\boxed{5}.")
+        >>> next(score_records([rec], backend))["eas"]  # doctest: +SKIP
+        3.91...
+    """
+    config = config or EASConfig()
+    if batch_tokens is None:
+        batch_tokens = getattr(getattr(backend, "engine", None), "batch_tokens", 2048)
+    with progress_bar(progress, total) as bar:
+        for batch in plan_batches(records, batch_tokens):
+            results = score_batch(batch, backend, config)
+            yield from results
+            bar.update(len(results))

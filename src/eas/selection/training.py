@@ -1,0 +1,261 @@
+"""Supervised fine-tuning of a student on (prompt, response) records, with TRL.
+
+The records are rendered exactly as ``eas score`` reads them: the prompt as one user
+message in the model's chat template, the response as the assistant's reply; the loss
+is on the response tokens only (TRL's prompt-completion format). A deterministic slice
+of the records (``val_fraction``, at least one) is held out for the validation loss.
+
+Checkpoints are written every ``save_steps`` steps; after each one, only the
+``keep_best`` checkpoints with the lowest validation loss are kept, plus the newest
+(so a run killed at any point resumes from its last checkpoint with ``resume=True``).
+``train_log.jsonl`` gets one line per logged step; ``best_checkpoints.json`` lists the
+kept checkpoints, best first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from eas.records import Record
+
+log = logging.getLogger(__name__)
+
+TRAIN_HINT = "pip install 'eas[train]'  (trl, peft, datasets)"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one SFT run; identical across strategies in an experiment."""
+
+    epochs: float = 2.0
+    lr: float = 1e-5
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 1024
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    save_steps: int = 50
+    max_steps: int = -1
+    val_fraction: float = 0.1
+    keep_best: int = 3
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    activation_checkpointing: bool = True  # TRL's default: memory for compute
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.keep_best < 1:
+            raise ValueError("keep_best must be >= 1")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError("val_fraction must be in (0, 1)")
+        if self.save_steps < 1:
+            raise ValueError("save_steps must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    best_checkpoints: list[tuple[str, float]]
+    global_step: int
+
+
+def _require_trl() -> Any:
+    try:
+        import trl
+    except ImportError as exc:
+        raise ImportError(f"training needs TRL: {TRAIN_HINT}") from exc
+    return trl
+
+
+def to_conversations(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """TRL's conversational prompt-completion rows (loss on the completion only)."""
+    return [
+        {
+            "prompt": [{"role": "user", "content": r.prompt}],
+            "completion": [{"role": "assistant", "content": r.response}],
+        }
+        for r in records
+    ]
+
+
+def split_validation(records: Sequence[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    """A seeded split: (train, validation), validation at least one record."""
+    import numpy as np
+
+    if len(records) < 2:
+        raise ValueError("training needs at least 2 records (one is held out for validation)")
+    n_val = max(1, round(fraction * len(records)))
+    order = np.random.default_rng(seed).permutation(len(records))
+    val = {int(i) for i in order[:n_val]}
+    return [r for i, r in enumerate(records) if i not in val], [r for i, r in enumerate(records) if i in val]
+
+
+def checkpoint_losses(log_history: Sequence[dict[str, Any]]) -> dict[int, float]:
+    """Validation loss at each evaluated step, from a trainer's log history."""
+    return {int(h["step"]): float(h["eval_loss"]) for h in log_history if "eval_loss" in h}
+
+
+def checkpoints_to_keep(steps: Sequence[int], losses: dict[int, float], keep_best: int) -> list[int]:
+    """The ``keep_best`` steps with the lowest loss (ties: earlier), plus the newest.
+
+    Example:
+        >>> checkpoints_to_keep([2, 4, 6, 8], {2: 1.0, 4: 0.5, 6: 0.7, 8: 0.9}, keep_best=2)
+        [4, 6, 8]
+    """
+    ranked = sorted((s for s in steps if s in losses), key=lambda s: (losses[s], s))[:keep_best]
+    keep = set(ranked)
+    if steps:
+        keep.add(max(steps))
+    return sorted(keep)
+
+
+def _callbacks(out_dir: Path, keep_best: int) -> list[Any]:
+    from transformers import TrainerCallback
+
+    class JsonlLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                with (out_dir / "train_log.jsonl").open("a") as f:
+                    f.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+
+    class KeepBest(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            dirs = {
+                int(p.name.split("-")[1]): p for p in out_dir.glob("checkpoint-*") if p.name.split("-")[1].isdigit()
+            }
+            losses = checkpoint_losses(state.log_history)
+            keep = checkpoints_to_keep(sorted(dirs), losses, keep_best)
+            for step, path in dirs.items():
+                if step not in keep:
+                    shutil.rmtree(path, ignore_errors=True)
+            best = sorted((s for s in keep if s in losses), key=lambda s: (losses[s], s))[:keep_best]
+            listing = [{"checkpoint": f"checkpoint-{s}", "eval_loss": losses[s]} for s in best]
+            (out_dir / "best_checkpoints.json").write_text(json.dumps(listing, indent=1) + "\n")
+
+    return [JsonlLog(), KeepBest()]
+
+
+def train(
+    records: Sequence[Record],
+    out_dir: str | Path,
+    model: Any = "embedded",
+    tokenizer: Any = None,
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+    dtype: str = "auto",
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Fine-tune ``model`` on ``records``; checkpoints and logs go to ``out_dir``.
+
+    Args:
+        records: the selected (prompt, response) records.
+        out_dir: checkpoints, ``train_log.jsonl``, ``best_checkpoints.json``.
+        model: ``"embedded"``, a model id or folder, or a model object (with ``tokenizer``).
+        tokenizer: needed when ``model`` is an object.
+        config: hyper-parameters.
+        resume: continue from the newest checkpoint in ``out_dir`` (a fresh start if none).
+        device, dtype: as for scoring (``auto``: cuda + bfloat16 when there is a GPU).
+        progress: the trainer's progress bar and the loss printed (off: ``train_log.jsonl`` only).
+        callbacks: more ``transformers.TrainerCallback`` objects.
+    """
+    _require_trl()
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    from eas.backends.load import load_model, resolve_device, resolve_dtype
+
+    config = config or TrainConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    if isinstance(model, str):
+        model, tokenizer = load_model(model, device=device, dtype=dtype, attn_implementation=None)
+    if tokenizer is None:
+        raise ValueError("pass the tokenizer with a model object")
+    train_recs, val_recs = split_validation(records, config.val_fraction, config.seed)
+    peft_config = None
+    if config.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM"
+        )
+    args = SFTConfig(
+        output_dir=str(out_dir),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.lr,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        **_renamed("warmup_ratio", "warmup_steps", config.warmup_ratio),
+        **_renamed("activation_checkpointing", "gradient_checkpointing", config.activation_checkpointing),
+        weight_decay=config.weight_decay,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        eval_strategy="steps",
+        eval_steps=config.save_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=None,
+        logging_steps=1,
+        report_to=[],
+        seed=config.seed,
+        bf16=torch_dtype.is_floating_point and str(torch_dtype) == "torch.bfloat16",
+        use_cpu=device == "cpu",
+        disable_tqdm=not progress,
+        save_only_model=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(to_conversations(train_recs)),
+        eval_dataset=Dataset.from_list(to_conversations(val_recs)),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[*_callbacks(out_dir, config.keep_best), *callbacks],
+    )
+    if not progress:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # prints every log dict when tqdm is off
+    last = get_last_checkpoint(str(out_dir)) if resume else None
+    if resume and last is None:
+        log.info("no checkpoint in %s: starting from the beginning", out_dir)
+    (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
+    trainer.train(resume_from_checkpoint=last)
+    best = (
+        json.loads((out_dir / "best_checkpoints.json").read_text())
+        if (out_dir / "best_checkpoints.json").exists()
+        else []
+    )
+    return TrainResult(out_dir, [(b["checkpoint"], b["eval_loss"]) for b in best], trainer.state.global_step)
+
+
+def _renamed(name: str, old_name: str, value: Any) -> dict[str, Any]:
+    """``{name: value}``, or ``{old_name: value}`` for a transformers without ``name``.
+
+    transformers 5 folded ``warmup_ratio`` into ``warmup_steps`` (a float < 1 is a ratio)
+    and renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (warning on
+    every run where only the old name is set, as TRL's SFTConfig does).
+    """
+    import inspect
+
+    from transformers import TrainingArguments
+
+    params = inspect.signature(TrainingArguments.__init__).parameters
+    return {name if name in params else old_name: value}

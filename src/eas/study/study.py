@@ -1,0 +1,162 @@
+"""The uncertainty study (docs/method.md sections 2-3): sample, grade, score, correlate, report.
+
+Pipeline, per question: N samples (``eas.sampling.questions``) -> final answers, equivalence
+classes, answer entropy, correctness entropy, pass rate (``eas.answers``) -> the
+single-pass metrics of sample 0, or the mean over the first k samples
+(``eas.scoring.score.score_records`` on the exact sampled context) -> across questions, each
+metric's correlation with the reference uncertainty (``eas.maths.correlation``) -> figures
+(``eas.study.plots``) and a report (``eas.study.report``).
+
+**(ours)** A scored sample without a final ``\\boxed{...}`` cannot be scored (x_T is
+undefined); its question then has no metric values (or the mean over the scoreable ones
+of the first k) and drops out of the correlations, which report their n.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from eas.answers import AnswerMatcher
+from eas.config import EASConfig, SamplingConfig
+from eas.records import Record
+from eas.sampling.questions import FewShot, Question
+from eas.sampling.sample import grade_samples, sample_questions
+from eas.storage.files import write_rows
+from eas.study.tables import REFERENCES, correlation_rows, per_question_rows, write_correlations_csv
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Settings of a study (the CLI builds it; defaults here).
+
+    Attributes:
+        sampling: how the N answers are sampled.
+        eas: the metric's settings (trigger, answer prefix, ...). The study always scores
+            the raw rendered prompt (the chat template is applied when building it) and
+            keeps trajectories.
+        extract: answer extraction modes, tried in order.
+        score_samples: k; the metrics of a question are the mean over its first k samples.
+        alpha: decay exponent of Fig. 3.
+        verify_timeout_s: time limit of each math-verify parse/comparison.
+        bootstrap_resamples: resamples of the bootstrap CI of r.
+        label: name of this model/dataset in the correlation table.
+    """
+
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    eas: EASConfig = field(default_factory=EASConfig)
+    extract: tuple[str, ...] = ("boxed",)
+    score_samples: int = 1
+    alpha: float = 0.5
+    verify_timeout_s: int = 5
+    bootstrap_resamples: int = 2000
+    label: str = "study"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.score_samples <= self.sampling.n:
+            raise ValueError(f"score_samples must be in 1..n ({self.sampling.n})")
+        if self.alpha < 0:
+            raise ValueError("alpha must be >= 0")
+        if not self.extract:
+            raise ValueError("at least one extraction mode is needed")
+
+
+def score_samples(
+    samples: Sequence[dict[str, Any]],
+    backend: Any,
+    config: StudyConfig,
+    progress: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Score the first ``k`` samples of every question; result rows (or errors) by sample id.
+
+    Multiple-choice samples also track their option letters (``option_probs``).
+    """
+    from eas.scoring.score import ScoreError, score_records
+
+    chosen = [r for r in samples if r["sample"] < config.score_samples]
+    by_letters: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in chosen:
+        letters = tuple("ABCDEFGHIJ"[: len(r["choices"])]) if r.get("choices") else ()
+        by_letters.setdefault(letters, []).append(r)
+    results: dict[str, dict[str, Any]] = {}
+    for letters, rows in by_letters.items():
+        eas = replace(config.eas, use_chat_template=False, trajectory=True, track_tokens=letters)
+        records = [Record(r["id"], r["prompt"], r["response"], r["answer"]) for r in rows]
+        for item in score_records(records, backend, eas, progress=progress, total=len(records)):
+            if isinstance(item, ScoreError):
+                results[str(item.id)] = {"id": item.id, "error": item.reason}
+            else:
+                results[str(item["id"])] = item
+    return results
+
+
+@dataclass
+class StudyResult:
+    """What a study produced (also written to its folder)."""
+
+    out_dir: Path
+    samples: list[dict[str, Any]]
+    table: list[dict[str, Any]]
+    correlations: list[dict[str, Any]]
+    figures: dict[str, Path]
+    report_md: Path
+    report_html: Path
+
+
+def run_study(
+    questions: Sequence[Question],
+    backend: Any,
+    config: StudyConfig,
+    out_dir: str | Path,
+    fewshot: Sequence[FewShot] = (),
+    dataset: str = "",
+    progress: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+) -> StudyResult:
+    """Sample, grade, score, correlate, draw and report; every file goes to ``out_dir``."""
+    from eas.study.plots import draw_figures
+    from eas.study.report import write_report
+
+    started = time.monotonic()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = on_stage or (lambda s: log.info("%s", s))
+    stage(f"sampling {config.sampling.n} answers for each of {len(questions)} questions")
+    samples = sample_questions(questions, backend, config.sampling, fewshot, progress)
+    matcher = AnswerMatcher(config.verify_timeout_s)
+    graded = grade_samples(questions, samples, config.extract, matcher)
+    write_rows(graded, out / "samples.jsonl")
+    stage(f"scoring the first {config.score_samples} sample(s) of every question")
+    scores = score_samples(graded, backend, config, progress)
+    table = per_question_rows(questions, graded, scores, config.score_samples)
+    write_rows(table, out / "per_question.jsonl")
+    corr = [
+        row
+        for ref in REFERENCES
+        for row in correlation_rows(table, ref, config.label, config.bootstrap_resamples, config.sampling.seed)
+    ]
+    write_correlations_csv(corr, out / "correlations.csv")
+    stage("drawing figures and writing the report")
+    figures = draw_figures(table, out, config.alpha)
+    settings = {
+        "model": backend.describe() if hasattr(backend, "describe") else {},
+        "dataset": dataset,
+        "questions": len(questions),
+        "sampling": asdict(config.sampling),
+        "extract": list(config.extract),
+        "score_samples": config.score_samples,
+        "trigger": config.eas.trigger,
+        "answer_prefix_tokens": config.eas.answer_prefix_tokens,
+        "alpha": config.alpha,
+        "wall_time_s": round(time.monotonic() - started, 1),
+    }
+    (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    md, html = write_report(out, settings, table, corr, figures)
+    return StudyResult(out, graded, table, corr, figures, md, html)

@@ -1,0 +1,150 @@
+"""The openai backend against a scripted loopback server: maths, retries, detection, key."""
+
+import logging
+import math
+
+import numpy as np
+import pytest
+from stub_server import TAIL_P, Stub
+
+from eas.backends.openai import OpenAIBackend, ServerError
+from eas.config import EASConfig, ServerConfig
+from eas.maths.entropy import topk_truncation_bound
+from eas.records import Record
+from eas.scoring.probes import encode_record
+from eas.scoring.score import RESULT_COLUMNS, TOPK_COLUMNS, ScoreError, score_records
+
+REC = Record("a", "What is 2+3?", r"2 + 3 = 5, so \boxed{5}.")
+FAST = {"backoff_s": 0.01, "timeout_s": 10.0}
+
+
+def _top(tokenizer):
+    """Two tokens with p = 0.5 and 0.25; the first is the prompt's last token, so the
+    echo check finds it in the top-K."""
+    last = encode_record(tokenizer, REC, EASConfig()).prompt_ids[-1]
+    other = tokenizer(" 5", add_special_tokens=False)["input_ids"][0]
+    return {last: 0.5, other: 0.25}
+
+
+def _backend(stub, tokenizer, **server):
+    return OpenAIBackend("stub-model", tokenizer, ServerConfig(base_url=stub.url, **{**FAST, **server}))
+
+
+def test_topk_entropy_bound_and_echo_ppl(tokenizer):
+    top = _top(tokenizer)
+    with Stub(tokenizer, top) as stub:
+        b = _backend(stub, tokenizer, concurrency=3)
+        rows = list(score_records([REC], b, EASConfig(trajectory=True)))
+    row = rows[0]
+    assert b.prompt_mode == "ids" and b.echo_ok is True
+    assert list(row)[: len(RESULT_COLUMNS)] == list(RESULT_COLUMNS)
+    assert set(TOPK_COLUMNS) <= set(row)
+    n = row["n_probes"]
+    assert n > 3
+    # every probe sees p = (0.5, 0.25): H = 0.5*1 + 0.25*2 = 1 bit, mass 0.75
+    np.testing.assert_allclose(row["trajectory"], 1.0, rtol=1e-12)
+    np.testing.assert_allclose(row["trajectory_topk_mass"], 0.75, rtol=1e-12)
+    bound = float(topk_truncation_bound(np.log([0.5, 0.25]), len(tokenizer)))
+    assert bound == pytest.approx(0.25 * math.log2((len(tokenizer) - 2) / 0.25))
+    assert row["eas"] == pytest.approx(n * 1.0)
+    assert row["eas_bound"] == pytest.approx(n * bound)
+    assert row["min_topk_mass"] == pytest.approx(0.75)
+    # ppl from the echoed response-token log-probs
+    enc = encode_record(tokenizer, REC, EASConfig())
+    lps = [math.log(top.get(i, TAIL_P)) for i in enc.response_ids]
+    assert row["ppl"] == pytest.approx(math.exp(-np.mean(lps)))
+    assert row["max_seq_logprob"] == pytest.approx(sum(lps))
+    assert row["mean_token_entropy"] is None and row["hes"] is None
+    # one request per probe t = 1..n, as token ids (order: see the next test)
+    probe_lens = [len(r["prompt"]) for r in stub.requests if r.get("logprobs") == 20 and not r.get("echo")]
+    assert sorted(probe_lens)[-n:] == list(range(len(enc.probe_context(1)), len(enc.probe_context(n)) + 1))
+
+
+def test_probes_of_a_trace_go_out_in_order_of_t(tokenizer):
+    with Stub(tokenizer, _top(tokenizer)) as stub:
+        b = _backend(stub, tokenizer, concurrency=1)
+        b.prompt_mode, b.echo_ok = "ids", False
+        row = next(iter(score_records([REC], b)))
+    lens = [len(r["prompt"]) for r in stub.requests]
+    assert len(lens) == row["n_probes"] and lens == sorted(lens) and len(set(lens)) == len(lens)
+
+
+def test_text_fallback_and_shifted_echo(tokenizer, caplog):
+    with Stub(tokenizer, _top(tokenizer), accept_ids=False, shift_echo=True) as stub:
+        b = _backend(stub, tokenizer)
+        with caplog.at_level(logging.WARNING):
+            row = next(iter(score_records([REC], b)))
+    assert b.prompt_mode == "text" and b.echo_ok is False
+    assert row["ppl"] is None and row["max_seq_logprob"] is None
+    assert row["eas"] == pytest.approx(row["n_probes"])
+    assert "token-id prompts" in caplog.text and "ppl" in caplog.text
+    assert all(isinstance(r["prompt"], str) for r in stub.requests[1:])
+
+
+def test_retries_with_backoff_then_success(tokenizer):
+    with Stub(tokenizer, _top(tokenizer)) as stub:
+        b = _backend(stub, tokenizer, max_retries=3)
+        b.prompt_mode, b.echo_ok = "ids", False  # skip detection: count only probe requests
+        stub.fail = [500, 429, 503]
+        enc = encode_record(tokenizer, REC, EASConfig())
+        top = b.probe(enc, 1)
+    np.testing.assert_allclose(np.exp(top), [0.5, 0.25])
+    assert b.stats["retries"] == 3 and len(stub.requests) == 4
+
+
+def test_gives_up_after_max_retries_and_the_record_fails(tokenizer):
+    with Stub(tokenizer, _top(tokenizer)) as stub:
+        b = _backend(stub, tokenizer, max_retries=2)
+        b.prompt_mode, b.echo_ok = "ids", False
+        stub.fail = [500] * 50
+        rows = list(score_records([REC], b))
+    assert isinstance(rows[0], ScoreError) and "gave up after 3 attempts" in rows[0].reason
+    with Stub(tokenizer, _top(tokenizer)) as stub:
+        b = _backend(stub, tokenizer, max_retries=5)
+        stub.fail = [400]
+        with pytest.raises(ServerError, match="HTTP 400"):
+            b._post({"prompt": "x"})
+        assert len(stub.requests) == 1  # a client error is not retried
+
+
+def test_connection_errors_are_retried_then_reported(tokenizer):
+    from eas.backends.llama_server import free_port
+
+    b = OpenAIBackend(
+        "m", tokenizer, ServerConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=2, **FAST)
+    )
+    with pytest.raises(ServerError, match=r"gave up after 3 attempts.*Connect"):
+        b._post({"prompt": "x"})
+    assert b.stats["retries"] == 2
+
+
+def test_api_key_is_sent_but_never_shown(tokenizer, monkeypatch, caplog, tmp_path):
+    secret = "sk-test-4f9a1c"
+    monkeypatch.setenv("EAS_API_KEY", secret)
+    with Stub(tokenizer, _top(tokenizer)) as stub:
+        b = _backend(stub, tokenizer)
+        with caplog.at_level(logging.DEBUG):
+            rows = list(score_records([REC], b, EASConfig(trajectory=True)))
+    assert all(h.get("Authorization") == f"Bearer {secret}" for h in stub.headers)
+    assert secret not in caplog.text and secret not in repr(b.describe()) and secret not in repr(rows)
+
+
+def test_server_config_validation():
+    with pytest.raises(ValueError, match="base_url"):
+        ServerConfig(base_url="localhost:8000")
+    with pytest.raises(ValueError, match="top_k"):
+        ServerConfig(top_k=0)
+
+
+def test_cli_unreachable_server_is_a_usage_error(tmp_path, capsys, embedded_dir):
+    from helpers import write_jsonl
+
+    from eas.backends.llama_server import free_port
+    from eas.cli import main
+
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": REC.prompt, "response": REC.response}])
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    args = ["-q", "score", str(src), "--backend", "openai", "--base-url", url, "--max-retries", "0"]
+    assert main([*args, "--out", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "no server answers" in err and "Traceback" not in err

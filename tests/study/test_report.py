@@ -1,0 +1,64 @@
+"""Model and dataset text is escaped in both reports."""
+
+import math
+
+from eas.study.report import render_html, render_markdown
+
+EVIL = ['<script>alert("x")</script>', '" onmouseover="alert(1)', "</td><img src=x onerror=alert(2)>", "a|b"]
+
+
+def _inputs(tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.add_subplot().plot([0, 1])
+    png = tmp_path / "fig.png"
+    fig.savefig(png)
+    table = [
+        {
+            "id": f"q{i}{evil}",
+            "question": evil,
+            "answer": evil,
+            "answer_entropy": float(i),
+            "pass_rate": 0.5,
+            "eas": 1.0,
+            "answer_counts": {evil: 3, "<no answer>": 1},
+            "sample0_correct": True,
+        }
+        for i, evil in enumerate(EVIL)
+    ]
+    corr = [
+        {
+            "label": EVIL[1],
+            "reference": "answer_entropy",
+            "metric": "eas",
+            "n": 4,
+            "pearson_r": 0.5,
+            "pearson_p": 0.1,
+            "ci_low": math.nan,
+            "ci_high": 0.9,
+            "spearman_rho": 0.4,
+            "auroc": 0.6,
+            "prr": 0.2,
+        }
+    ]
+    settings = {"model": {"model": EVIL[0]}, "dataset": EVIL[1]}
+    return settings, table, corr, {"trajectory": png}
+
+
+def test_html_escapes_model_text(tmp_path):
+    page = render_html(*_inputs(tmp_path))
+    assert "<script>" not in page
+    assert 'onmouseover="alert' not in page and '" onmouseover' not in page
+    assert "<img src=x" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "&quot; onmouseover=&quot;alert(1)" in page
+    assert page.count("<img ") == 1 and "data:image/png;base64," in page  # only our figure
+
+
+def test_markdown_escapes_model_text(tmp_path):
+    md = render_markdown(*_inputs(tmp_path))
+    assert "<script>" not in md and "<img src=x" not in md
+    assert "&lt;script&gt;" in md
+    assert "a\\|b" in md  # a pipe cannot break the table
+    assert "![trajectory](fig.png)" in md
