@@ -40,13 +40,32 @@ def add_backend_args(p: argparse.ArgumentParser, ray: bool = True) -> None:
         help="hf: the model in this process, exact entropies (default); openai: an OpenAI-compatible server "
         "(vLLM, SGLang, llama.cpp) with top-K entropies and their bound (columns eas_bound, min_topk_mass)",
     )
-    g.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: the API root (default: %(default)s)")
-    g.add_argument("--top-k", type=int, default=20, help="openai: log-probs per probe (default 20)")
-    g.add_argument("--concurrency", type=int, default=8, help="openai: requests in flight (default 8)")
-    g.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request (default 120)")
-    g.add_argument("--max-retries", type=int, default=5, help="openai: retries on 429/5xx/timeouts (default 5)")
+    g.add_argument("--base-url", default=ServerConfig.base_url, help="openai: the API root (default: %(default)s)")
     g.add_argument(
-        "--api-key-env", default="EAS_API_KEY", help="openai: env variable with the API key (default: EAS_API_KEY)"
+        "--top-k", type=int, default=ServerConfig.top_k, help="openai: log-probs per probe (default %(default)s)"
+    )
+    g.add_argument(
+        "--concurrency",
+        type=int,
+        default=ServerConfig.concurrency,
+        help="openai: requests in flight (default %(default)s)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=ServerConfig.timeout_s,
+        help="openai: seconds per request (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-retries",
+        type=int,
+        default=ServerConfig.max_retries,
+        help="openai: retries on 429/5xx/timeouts (default %(default)s)",
+    )
+    g.add_argument(
+        "--api-key-env",
+        default=ServerConfig.api_key_env,
+        help="openai: env variable with the API key (default: %(default)s)",
     )
     g.add_argument(
         "--tokenizer",
@@ -123,8 +142,15 @@ def add_sampling_args(
     ``train``, ``experiment``) keep the default ``--sample-seed``/``--sample-batch`` names;
     the destinations are the same either way, so ``sampling_from_args`` reads them all.
     """
-    g.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
-    g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=SamplingConfig.temperature,
+        help="sampling temperature; 0 = greedy (default %(default)s)",
+    )
+    g.add_argument(
+        "--top-p", type=float, default=SamplingConfig.top_p, help="nucleus sampling mass (default %(default)s)"
+    )
     g.add_argument(
         "--max-new-tokens",
         type=int,
@@ -132,14 +158,18 @@ def add_sampling_args(
         help=f"generation budget per sample (default {max_new_tokens})",
     )
     g.add_argument(
-        seed_flag, type=int, default=0, dest="sample_seed", help="sampler seed; same seed, same samples (default 0)"
+        seed_flag,
+        type=int,
+        default=SamplingConfig.seed,
+        dest="sample_seed",
+        help="sampler seed; same seed, same samples (default %(default)s)",
     )
     g.add_argument(
         batch_flag,
         type=int,
-        default=64,
+        default=SamplingConfig.batch_size,
         dest="sample_batch",
-        help="sequences per generation batch; all samples of a question share one (default 64)",
+        help="sequences per generation batch; all samples of a question share one (default %(default)s)",
     )
 
 

@@ -38,18 +38,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_backend_args(p)
     add_field_args(p)
     g = p.add_argument_group("metric")
-    g.add_argument("--trigger", default="\\boxed{", help="answer-forcing suffix of every probe (default: \\boxed{)")
+    g.add_argument(
+        "--trigger", default=EASConfig.trigger, help="answer-forcing suffix of every probe (default: %(default)s)"
+    )
     g.add_argument(
         "--answer-prefix-tokens",
         type=int,
-        default=0,
+        default=EASConfig.answer_prefix_tokens,
         metavar="L-1",
         help="also append the first L-1 tokens of the ground-truth answer (needs the answer field; default 0)",
     )
     g.add_argument(
         "--end",
         choices=["answer", "response"],
-        default="answer",
+        default=EASConfig.end,
         help="answer: x_T is the last token of the last \\boxed{...} content (the paper); "
         "response: probe every position of the response (traces without a boxed answer; not the paper's metric)",
     )
@@ -65,11 +67,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("engine")
     g.add_argument(
-        "--method", choices=["packed", "naive"], default="packed", help="naive = one forward pass per probe (reference)"
+        "--method",
+        choices=["packed", "naive"],
+        default=EngineConfig.method,
+        help="naive = one forward pass per probe (reference)",
     )
-    g.add_argument("--chunk-size", type=int, default=256, help="probes per forward pass (bounds memory; default 256)")
     g.add_argument(
-        "--batch-tokens", type=int, default=2048, help="pack short records together up to this many tokens (0: off)"
+        "--chunk-size",
+        type=int,
+        default=EngineConfig.chunk_size,
+        help="probes per forward pass (bounds memory; default %(default)s)",
+    )
+    g.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=EngineConfig.batch_tokens,
+        help="pack short records together up to this many tokens (0: off; default %(default)s)",
     )
     g = p.add_argument_group("long runs")
     g.add_argument(

@@ -1,0 +1,1 @@
+"""Questions -> graded samples: loading questions, few-shot prompts, sampling and grading."""

@@ -1,0 +1,1 @@
+"""The uncertainty study: sample, grade, score, correlate, draw and report."""
