@@ -107,6 +107,11 @@ class Float32Head:
         if width:
             rows = track if per_row else [track] * n
             idx = torch.tensor([list(t) + [0] * (width - len(t)) for t in rows], device=hidden.device)  # (n, K)
+        with torch.no_grad():
+            return self._stats(hidden, targets, idx)
+
+    def _stats(self, hidden: Any, targets: Any, idx: Any) -> RowStats:
+        n = hidden.shape[0]
         hs, lps, probs = [], [], []
         for a in range(0, n, self.rows):
             logits = self.logits(hidden[a : a + self.rows])  # (n', V) float32
