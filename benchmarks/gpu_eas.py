@@ -105,8 +105,8 @@ def run_length(model: Any, length: int, args: argparse.Namespace) -> dict[str, f
         _sync(dev)
         t0 = time.perf_counter()
         for t in ts:
-            ids = torch.tensor([enc.probe_context(int(t))], device=dev)
-            naive._probe_entropies(model(input_ids=ids, logits_to_keep=1).logits[0, -1:])
+            ids = torch.tensor(enc.probe_context(int(t)), device=dev)
+            naive.head.stats(naive._hidden(ids)[-1:])  # what the naive method runs per probe
         _sync(dev)
         naive_est = (time.perf_counter() - t0) / len(ts) * enc.n_probes
     return {

@@ -28,3 +28,45 @@ def make_tiny_llama(vocab_size: int, attn: str = "sdpa", seed: int = 0) -> Any:
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config).eval()
+
+
+def make_tiny_gemma(
+    vocab_size: int,
+    attn: str = "sdpa",
+    seed: int = 0,
+    window: int = 8,
+    layer_types: tuple[str, ...] = ("sliding_attention", "full_attention", "sliding_attention", "sliding_attention"),
+    softcap: float | None = 30.0,
+) -> Any:
+    """A tiny Gemma 3 (text) with mixed sliding-window and full layers and seeded weights.
+
+    ``window`` is the sliding window (a query sees itself and the ``window - 1`` tokens
+    before it); keep it shorter than the traces so that the window matters. Every weight
+    is drawn from N(0, 0.3) (Gemma's own init leaves the norms at zero, which hides
+    attention patterns). ``softcap`` is the final logit soft-cap (Gemma 2's 30.0).
+    """
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    config = Gemma3TextConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=len(layer_types),
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        query_pre_attn_scalar=8,
+        sliding_window=window,
+        max_position_embeddings=1024,
+        layer_types=list(layer_types),
+        final_logit_softcapping=softcap,
+        tie_word_embeddings=True,
+        attn_implementation=attn,
+    )
+    torch.manual_seed(seed)
+    model = Gemma3ForCausalLM(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    return model.eval()

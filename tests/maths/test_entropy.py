@@ -67,3 +67,24 @@ def test_topk_values():
     assert float(topk_mass(lp)) == pytest.approx(0.75)
     assert float(topk_truncation_bound(lp, vocab_size=4)) == pytest.approx(0.25 * math.log2(2 / 0.25))
     assert float(topk_truncation_bound(np.log(np.array([1.0, 1e-300])), vocab_size=10)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_non_finite_logits_give_nan_never_a_number():
+    """NaN, +inf, or no finite logit: the entropy is NaN (the scorer turns it into an error)."""
+    rows = torch.zeros(4, 5)
+    rows[0, 2] = float("nan")
+    rows[1, 1] = float("inf")
+    rows[2] = -float("inf")
+    h = entropy_bits_from_logits(rows)
+    assert torch.isnan(h[:3]).all()
+    assert float(h[3]) == pytest.approx(math.log2(5), abs=1e-6)
+    lp, h2 = logprobs_and_entropy_from_logits(rows, torch.tensor([0, 0, 0, 0]))
+    assert torch.isnan(h2[:3]).all() and torch.isnan(lp[0])
+
+
+def test_zero_probabilities_contribute_exactly_zero():
+    """-inf logits are tokens of probability 0: 0 log 0 = 0, the rest is exact."""
+    logits = torch.log(torch.tensor([0.5, 0.25, 0.25, 0.0, 0.0]))  # two -inf
+    assert float(entropy_bits_from_logits(logits)) == pytest.approx(1.5, abs=1e-6)
+    tiny = torch.tensor([0.0, -200.0])  # exp(-200) underflows to 0 in float32: its term is 0, not NaN
+    assert float(entropy_bits_from_logits(tiny)) == pytest.approx(0.0, abs=1e-6)

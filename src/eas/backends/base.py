@@ -35,8 +35,17 @@ class EncodedRecord:
     track_ids: tuple[int, ...] = ()
 
     @property
+    def probe_positions(self) -> range:
+        """The positions t probed, 1-based and increasing: t = 1 .. T-1.
+
+        The one place they are enumerated: backends measure these probes, in this order,
+        and ``Measurement.probe_entropies[i]`` is H at ``probe_positions[i]``.
+        """
+        return range(1, self.answer_end)
+
+    @property
     def n_probes(self) -> int:
-        return self.answer_end - 1
+        return len(self.probe_positions)
 
     @property
     def context_length(self) -> int:
@@ -45,6 +54,14 @@ class EncodedRecord:
     def probe_context(self, t: int) -> list[int]:
         """Full input of probe t (1-based): prompt + x_1..x_t + suffix."""
         return self.prompt_ids + self.response_ids[:t] + self.suffix_ids
+
+
+class NonFiniteLogitsError(ValueError):
+    """A model gave logits that are not finite (NaN, +inf, or no finite logit in a row).
+
+    The message names the position (``non-finite logits at probe t=17``); the scorer
+    sends the record to the errors file instead of scoring it with a made-up number.
+    """
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,24 @@
-"""The 4-D boolean attention masks of packed scoring (torch): prefill and probe staircase.
+"""The 4-D attention masks of packed scoring (torch): prefill and probe staircase, per layer type.
 
 True = may attend. ``eas.backends.hf`` passes them to the model as ``attention_mask``.
+
+Models with sliding-window layers (Gemma 2/3, Mistral-style, gpt-oss, Qwen2 with
+``use_sliding_window``) enforce the window through the mask alone, so every mask here
+can be restricted to a window: a query at position q (its position in its own record's
+context, i.e. its position id) sees the keys at positions q - W + 1 .. q, as
+transformers' ``sliding_window_overlay`` does (``kv_idx > q_idx - W``). ``LayerMasks``
+gives each layer type its mask: one tensor when all layers are alike, else a dict keyed
+by layer type, which the models with mixed layers accept (``config.layer_types``).
 """
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass
 from typing import Any
+
+FULL = "full_attention"
+SLIDING = "sliding_attention"
 
 
 def prefill_mask(doc_ids: Any, start: int, stop: int) -> Any:
@@ -47,3 +60,114 @@ def staircase_mask(ctx_start: Any, ctx_stop: Any, probe_start: Any, cache_len: i
     in_context = (cols >= ctx_start[:, None]) & (cols < ctx_stop[:, None])
     in_suffix = (cols >= probe_start[:, None] + cache_len) & (cols <= rows)
     return (in_context | in_suffix)[None, None]
+
+
+def window_mask(query_pos: Any, key_pos: Any, window: int) -> Any:
+    """Sliding window: query at position q sees keys at positions > q - window.
+
+    Args:
+        query_pos: long tensor ``(Q,)``, the position id of each query row.
+        key_pos: long tensor ``(C,)``, the position id of each key column.
+
+    Returns:
+        bool tensor ``(1, 1, Q, C)``; combine with ``&`` with a staircase or prefill mask,
+        which already keeps each query within its own record.
+    """
+    return (key_pos[None, :] > query_pos[:, None] - window)[None, None]
+
+
+@dataclass(frozen=True)
+class LayerMasks:
+    """Which attention masks a model's layers take, and in what form.
+
+    Attributes:
+        kinds: the layer types present (``full_attention``, ``sliding_attention``).
+        window: the sliding window W, when some layer slides.
+        additive: eager attention adds the mask to the scores: it needs 0 / finfo.min
+            floats in the model dtype (a boolean mask there would be silently wrong);
+            sdpa and flex take booleans.
+        dtype: the model dtype (for additive masks).
+    """
+
+    kinds: frozenset[str]
+    window: int | None
+    additive: bool
+    dtype: Any
+
+    @property
+    def sliding(self) -> bool:
+        return SLIDING in self.kinds
+
+    def build(self, causal: Any, query_pos: Any = None, key_pos: Any = None) -> Any:
+        """The ``attention_mask`` argument from the causal (staircase/prefill) mask.
+
+        ``query_pos`` and ``key_pos`` (position ids of rows and columns) are needed when
+        some layer slides.
+        """
+        masks = {}
+        if FULL in self.kinds:
+            masks[FULL] = causal
+        if self.sliding:
+            masks[SLIDING] = causal & window_mask(query_pos, key_pos, int(self.window))
+        masks = {k: self._form(m) for k, m in masks.items()}
+        return next(iter(masks.values())) if len(masks) == 1 else masks
+
+    def _form(self, mask: Any) -> Any:
+        if not self.additive:
+            return mask
+        import torch
+
+        return torch.zeros(mask.shape, dtype=self.dtype, device=mask.device).masked_fill(
+            ~mask, torch.finfo(self.dtype).min
+        )
+
+
+def layer_kinds(config: Any) -> tuple[frozenset[str], int | None]:
+    """The attention layer types of a model config and its sliding window (or None)."""
+    window = getattr(config, "sliding_window", None)
+    types = getattr(config, "layer_types", None)
+    if types:
+        kinds = frozenset(types)
+    elif window and getattr(config, "use_sliding_window", True):
+        kinds = frozenset({SLIDING})  # Mistral-style: every layer slides
+    else:
+        kinds = frozenset({FULL})
+    return kinds, (int(window) if window and SLIDING in kinds else None)
+
+
+def masks_unsupported_reason(model: Any) -> str | None:
+    """Why per-layer-type masks cannot be given to this model, or None when they can."""
+    config = model.config
+    kinds, window = layer_kinds(config)
+    other = sorted(kinds - {FULL, SLIDING})
+    if other:
+        return f"layer types {other} (only full and sliding-window attention can be re-masked)"
+    if SLIDING in kinds and not window:
+        return "sliding-window layers without a window size"
+    if not getattr(config, "layer_types", None) and window and "sliding_window" not in _decoder_source(model):
+        # A window in the config that the model's own code does not read: which layers slide is unknown.
+        return f"sliding-window attention (window {window}) that {type(model).__name__} does not declare per layer"
+    impl = getattr(config, "_attn_implementation", None)
+    if impl and impl.startswith("flash"):
+        return f"attention implementation {impl!r} takes no 4-D mask (load with sdpa or eager)"
+    if len(kinds) > 1 and not _takes_mask_per_layer_type(model):
+        return f"mixed layer types {sorted(kinds)} but {type(model).__name__} takes a single mask"
+    return None
+
+
+def _takes_mask_per_layer_type(model: Any) -> bool:
+    """Whether the decoder's forward accepts ``attention_mask`` as a dict keyed by layer type.
+
+    transformers' models with mixed layers read ``attention_mask`` as that dict when it
+    is one (``if not isinstance(causal_mask_mapping := attention_mask, dict)``).
+    """
+    return "attention_mask, dict)" in _decoder_source(model)
+
+
+def _decoder_source(model: Any) -> str:
+    """Source of the base model's forward (empty when it cannot be read)."""
+    decoder = getattr(model, "base_model", model)
+    try:
+        return inspect.getsource(type(decoder).forward)
+    except (OSError, TypeError):
+        return ""

@@ -300,7 +300,7 @@ class OpenAIBackend:
         if batch:
             self._detect(batch[0].prompt_ids)
         echo = [self._pool.submit(self._response_logprobs, e) for e in batch] if self.echo_ok else None
-        probes = [(e, t) for e in batch for t in range(1, e.answer_end)]  # in order of t: prefix cache
+        probes = [(e, t) for e in batch for t in e.probe_positions]  # in order of t: prefix cache
         drifted = self.stats["retokenized_probes"]
         tops = iter(self.measure_probes(probes))
         drifted = self.stats["retokenized_probes"] - drifted

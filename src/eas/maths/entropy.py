@@ -31,19 +31,16 @@ def entropy_bits_from_logits(logits: Any) -> Any:
         logits: a torch tensor ``(..., V)``.
 
     Returns:
-        A float tensor ``(...)`` of entropies in bits.
+        A float tensor ``(...)`` of entropies in bits; NaN where the logits are not
+        finite (a NaN or +inf logit, or no finite logit at all). A -inf logit is a
+        token of probability 0 and contributes 0.
 
     Example:
         >>> import torch
         >>> round(float(entropy_bits_from_logits(torch.zeros(8))), 6)
         3.0
     """
-    if logits.dtype.is_floating_point and logits.dtype.itemsize < 4:
-        logits = logits.float()
-    logp = logits.log_softmax(dim=-1)
-    # p * log p is 0 * -inf = nan for tokens with probability exactly 0; their term is 0.
-    terms = (logp.exp() * logp).nan_to_num(nan=0.0)
-    return -terms.sum(dim=-1) / LN2
+    return _entropy_bits_from_logp(_log_softmax(logits))
 
 
 def logprobs_and_entropy_from_logits(logits: Any, targets: Any) -> tuple[Any, Any]:
@@ -56,12 +53,29 @@ def logprobs_and_entropy_from_logits(logits: Any, targets: Any) -> tuple[Any, An
     Returns:
         ``(logprobs (n,), entropies_bits (n,))``.
     """
+    logp = _log_softmax(logits)  # (n, V)
+    token_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (n,)
+    return token_logp, _entropy_bits_from_logp(logp)
+
+
+def _log_softmax(logits: Any) -> Any:
+    """``log_softmax`` along the last axis in float32 at least (bf16/fp16 logits are upcast)."""
     if logits.dtype.is_floating_point and logits.dtype.itemsize < 4:
         logits = logits.float()
-    logp = logits.log_softmax(dim=-1)  # (n, V)
-    token_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (n,)
-    terms = (logp.exp() * logp).nan_to_num(nan=0.0)
-    return token_logp, -terms.sum(dim=-1) / LN2
+    return logits.log_softmax(dim=-1)
+
+
+def _entropy_bits_from_logp(logp: Any) -> Any:
+    """``-sum p log2 p`` from natural-log probabilities, with 0 log 0 = 0 exactly.
+
+    Only the terms of tokens with probability exactly 0 are set to 0 (their ``p * log p``
+    is ``0 * -inf``); a NaN anywhere else stays NaN, so logits that are not finite (NaN,
+    +inf, or a row with no finite logit) give a NaN entropy, never a plausible number.
+    """
+    p = logp.exp()
+    zero = p == 0
+    terms = p.mul_(logp).masked_fill_(zero, 0.0)
+    return -terms.sum(dim=-1) / LN2
 
 
 def entropy_bits(probs: np.ndarray) -> np.ndarray:
