@@ -119,7 +119,9 @@ def rss_child(chunk_size: int, n_tokens: int) -> None:
         f.write("5")
     backend.measure([enc])
     peak = _rss_kib("VmHWM")
-    print(f"{(peak - base) / 1024:.1f} {kv_cache_mib(backend.model.config, enc.context_length):.1f} {len(enc.response_ids)}")
+    print(
+        f"{(peak - base) / 1024:.1f} {kv_cache_mib(backend.model.config, enc.context_length):.1f} {len(enc.response_ids)}"
+    )
 
 
 def kv_cache_mib(config, positions: int) -> float:
