@@ -154,3 +154,14 @@ def test_the_cli_reports_a_missing_gguf_file(tmp_path, capsys):
     missing = tmp_path / "nowhere.gguf"
     assert main(["-q", "score", str(src), "--model", str(missing), "--out", str(tmp_path / "o.jsonl")]) == 2
     assert "no GGUF file" in capsys.readouterr().err
+
+
+def test_served_gguf_names_find_their_tokenizer(fake, tmp_path):
+    from eas.backends.embedded import GGUF_FILE
+    from eas.backends.load import default_tokenizer
+
+    assert default_tokenizer("embedded") == "embedded"
+    assert default_tokenizer(GGUF_FILE) == "embedded"  # llama.cpp serving the embedded file, named bare
+    src = _gguf(tmp_path / "m.gguf", b"GGUF one")
+    assert default_tokenizer(str(src)) == str(src)  # a local GGUF file: its own (cached) tokenizer
+    assert default_tokenizer("Qwen/Qwen2.5-0.5B") == "Qwen/Qwen2.5-0.5B"

@@ -71,7 +71,7 @@ def add_backend_args(p: argparse.ArgumentParser, ray: bool = True) -> None:
     g.add_argument(
         "--tokenizer",
         default=None,
-        help="openai: the model's HF tokenizer, a local folder or id (default: 'embedded' for the embedded GGUF, "
+        help="openai: the model's HF tokenizer, a local folder, an id or a GGUF file (default: 'embedded' for the embedded GGUF, "
         "else --model)",
     )
     if not ray:
