@@ -61,8 +61,9 @@ class EngineConfig:
         chunk_size: probes per forward pass in the packed method; bounds memory.
         batch_tokens: records shorter than this are packed together into one sequence
             (block-diagonal attention) up to this many tokens; 0 scores each alone.
-        prefill_chunk: the prefill runs in segments of this many tokens, so full-vocab
-            logits never exist for more than this many positions at once.
+        prefill_chunk: the prefill runs in segments of this many tokens, which bounds
+            the activations and the attention workspace (the LM head is applied in
+            float32 to blocks of the needed rows, independently of this).
     """
 
     method: Method = "packed"

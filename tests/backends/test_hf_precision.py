@@ -57,3 +57,47 @@ def test_non_finite_prefill_logits_name_the_response_token_and_spare_the_batch(t
     n = len(encs[0].response_ids)
     assert _errors(rows) == {"b": f"backend error: non-finite logits at response token {j + 2} of {n} (x_{j + 2})"}
     assert np.isfinite(rows[1]["eas"]) and rows[1]["eas"] > 0
+
+
+# bfloat16 keeps 8 significant bits: each operation rounds by up to 2^-9 (0.2 %) relative.
+# Packed and naive run the same maths through different kernels and shapes (masks, segments,
+# chunks), so their bf16 roundings fall at different places: per probe they differ by
+# rounding noise, which the per-record mean averages down. The tiny Llama has deliberately
+# large weights (initializer range 0.5), which amplifies rounding: a worst case. Measured on
+# the 12 bundled traces: packed vs naive in bf16 at most 0.115 bits per probe and 0.0033 bits
+# in mean EAS; bf16 vs float32 at most 0.063 bits in mean EAS (1.0 % of EAS). The bounds
+# below are about twice those. In float32 packed == naive within 1e-3 bits (test_hf_backend).
+BF16_PROBE_BITS = 0.25  # packed vs naive, per probe
+BF16_MEAN_BITS = 0.01  # packed vs naive, mean EAS of a record
+BF16_VS_FP32_MEAN_BITS = 0.15  # bf16 vs float32, mean EAS of a record
+BF16_VS_FP32_EAS_REL = 0.025  # bf16 vs float32, EAS relative
+
+
+def test_bfloat16_packed_matches_naive_and_float32_on_the_bundled_traces(tokenizer):
+    from pathlib import Path
+
+    import eas
+    from eas.storage.inputs import FieldMap, read_records
+
+    path = Path(eas.__file__).parent / "data" / "example_traces.jsonl"
+    records = [r for r in read_records(path, FieldMap()) if isinstance(r, Record)]
+    assert len(records) == 12
+    config = EASConfig(trajectory=True)
+    fp32 = make_tiny_llama(len(tokenizer))
+    bf16 = make_tiny_llama(len(tokenizer)).to(torch.bfloat16)
+
+    def score(model, **engine):
+        rows = list(score_records(records, backend(model, tokenizer, **engine), config))
+        assert not _errors(rows)
+        return rows
+
+    ref = score(fp32, chunk_size=7, batch_tokens=4096)
+    packed = score(bf16, chunk_size=7, batch_tokens=4096)
+    naive = score(bf16, method="naive")
+    for p, n, f in zip(packed, naive, ref, strict=True):
+        assert np.abs(np.subtract(p["trajectory"], n["trajectory"])).max() <= BF16_PROBE_BITS
+        assert abs(p["mean_eas"] - n["mean_eas"]) <= BF16_MEAN_BITS
+        assert abs(p["mean_eas"] - f["mean_eas"]) <= BF16_VS_FP32_MEAN_BITS
+        assert abs(p["eas"] - f["eas"]) <= BF16_VS_FP32_EAS_REL * f["eas"]
+    # the comparison means something: bf16 is not float32 here
+    assert max(abs(p["mean_eas"] - f["mean_eas"]) for p, f in zip(packed, ref, strict=True)) > 1e-3

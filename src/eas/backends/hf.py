@@ -79,6 +79,9 @@ class HFBackend:
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self.device = next(model.parameters()).device
         self.max_context = getattr(model.config, "max_position_embeddings", None)
+        reason = packed_unsupported_reason(model)
+        if reason and self.engine.method == "packed":
+            raise ValueError(f"the packed method does not support {reason}; use method='naive' (--method naive)")
         self.decoder = getattr(model, "base_model", None)
         if self.decoder is None or self.decoder is model:
             raise ValueError(f"{type(model).__name__} has no separate base model to run up to the hidden states")
@@ -91,9 +94,6 @@ class HFBackend:
         # transformers 5.x renamed the forward's `past_key_values` to `cache`.
         params = inspect.signature(self.decoder.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
-        reason = packed_unsupported_reason(model)
-        if reason and self.engine.method == "packed":
-            raise ValueError(f"the packed method does not support {reason}; use method='naive' (--method naive)")
 
     def describe(self) -> dict[str, Any]:
         return {
