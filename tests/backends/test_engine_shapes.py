@@ -113,15 +113,21 @@ def test_error_bodies_reach_the_message(tokenizer):
                 b.client.post("/completions", {"prompt": [1]})
 
 
-def test_the_manifest_records_what_the_server_accepts(tokenizer, tmp_path, embedded_dir):
+def test_the_manifest_records_what_the_server_accepts(tokenizer, tmp_path, embedded_dir, capsys):
     from eas.cli import main
 
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"id": "a", "prompt": REC.prompt, "response": REC.response}) + "\n")
     out = tmp_path / "o.jsonl"
     with Stub(tokenizer, _top(tokenizer), shape="vllm", max_logprobs=5) as stub:
-        args = ["-q", "score", str(src), "--backend", "openai", "--base-url", stub.url, "--model", "embedded"]
+        args = ["score", str(src), "--backend", "openai", "--base-url", stub.url, "--model", "embedded"]
         assert main([*args, "--out", str(out)]) == 0
+        quiet = capsys.readouterr().err
+        assert main(["-v", *args, "--out", str(tmp_path / "v.jsonl")]) == 0
+        verbose = capsys.readouterr().err
+    n_requests = len(stub.requests) // 2
+    assert n_requests > 10 and "HTTP Request" not in quiet and "server profile" in quiet  # no line per request
+    assert verbose.count("HTTP Request: POST") >= n_requests  # ... unless --verbose
     manifest = json.loads((tmp_path / "o.jsonl.manifest.json").read_text())
     server = manifest["backend"]["server"]
     assert server["prompt_mode"] == "ids" and server["keyed_by"] == "id" and server["token_id_keys"] is True
