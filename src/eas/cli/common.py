@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from eas.config import SamplingConfig, ServerConfig
+from eas.config import EASConfig, SamplingConfig, ServerConfig
 
 EXIT_OK, EXIT_USAGE, EXIT_SKIPPED = 0, 2, 3
 
@@ -109,6 +109,24 @@ def backend_options(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
         "server": server,
         "tokenizer": args.tokenizer,
     }
+
+
+def add_stride_args(g: Any) -> None:
+    """--probe-stride and --probe-seed (stratified probing; ``EASConfig`` holds both)."""
+    g.add_argument(
+        "--probe-stride",
+        type=int,
+        default=EASConfig.probe_stride,
+        metavar="K",
+        help="probe one seeded random position per block of K (and always the last): about K times fewer probes; "
+        "eas is then an unbiased estimate with its standard error eas_se (default %(default)s: every position, exact)",
+    )
+    g.add_argument(
+        "--probe-seed",
+        type=int,
+        default=EASConfig.probe_seed,
+        help="seed of the positions --probe-stride draws, with the record id (default %(default)s)",
+    )
 
 
 def fields_from_args(args: argparse.Namespace) -> Any:
