@@ -36,11 +36,45 @@ PROMPTS = (
     "Solve the puzzle and put the final answer in a box.",
     "Which number completes the pattern? Explain your reasoning.",
 )
-WORDS = (
-    "maybe however apple river seven quietly window because garden yellow perhaps number "
-    "wait again check carry bridge orange think whether twelve clock paper unless doubt "
-    "result other method count flower rather simple hmm recall circle strange try"
-).split()
+WORDS = [
+    "maybe",
+    "however",
+    "apple",
+    "river",
+    "seven",
+    "quietly",
+    "window",
+    "because",
+    "garden",
+    "yellow",
+    "perhaps",
+    "number",
+    "wait",
+    "again",
+    "check",
+    "carry",
+    "bridge",
+    "orange",
+    "think",
+    "whether",
+    "twelve",
+    "clock",
+    "paper",
+    "unless",
+    "doubt",
+    "result",
+    "other",
+    "method",
+    "count",
+    "flower",
+    "rather",
+    "simple",
+    "hmm",
+    "recall",
+    "circle",
+    "strange",
+    "try",
+]
 
 
 def _arithmetic(rng: random.Random, i: int) -> str:
