@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import sys
 import time
 
 PROMPTS = (
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
             if isinstance(row, ScoreError):
                 raise SystemExit(f"trace {rec.id} was not scored: {row.reason}")
             rows[k].append(row)
+        print(f"  trace {i + 1}/{len(pool)} done", file=sys.stderr, flush=True)
 
     exact = rows[1]
     eas = [r["eas"] for r in exact]

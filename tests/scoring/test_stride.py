@@ -15,7 +15,7 @@ from eas.scoring.probes import encode_record
 from eas.scoring.runs import score_file
 from eas.scoring.score import ScoreError, score_records
 
-_STEPS = " ".join(f"Step {i}: {7 * i % 13} plus {i} gives {7 * i % 13 + i}." for i in range(18))
+_STEPS = " ".join(f"Step {i}: {7 * i % 13} plus {i} gives {7 * i % 13 + i}." for i in range(10))
 RECORDS = [
     Record("long", "Add them all.", _STEPS + r" So \boxed{42}."),
     Record(7, "Half of it?", _STEPS[:180] + r" so \boxed{9}."),
@@ -66,23 +66,24 @@ def test_strided_estimate_from_the_chosen_positions(tiny_model, tokenizer, exact
 
 
 def test_the_long_record_is_estimated_within_its_stated_error_at_every_seed(tiny_model, tokenizer, exact):
-    """Over 8 seeds: |EAS_hat - EAS| <= 2 SE for most, 3 SE for all (seeded, so not flaky)."""
+    """Over 6 seeds: |EAS_hat - EAS| <= 2 SE for most, 3 SE for all (seeded, so not flaky)."""
     b = backend(tiny_model, tokenizer, chunk_size=64)
     x = exact[0]
     within2 = 0
-    for seed in range(8):
+    for seed in range(6):
         (r,) = list(score_records(RECORDS[:1], b, EASConfig(probe_stride=4, probe_seed=seed)))
         assert abs(r["eas"] - x["eas"]) <= 3 * r["eas_se"]
         within2 += abs(r["eas"] - x["eas"]) <= 2 * r["eas_se"]
-    assert within2 >= 6
+    assert within2 >= 4
 
 
 def test_encoding_draws_the_same_positions_on_a_rerun(tokenizer):
     config = EASConfig(probe_stride=4, probe_seed=1)
     a = encode_record(tokenizer, RECORDS[0], config)
-    assert a.probe_positions == encode_record(tokenizer, RECORDS[0], config).probe_positions
-    assert list(a.probes) == list(a.probe_positions) and a.probe_positions[-1] == a.n_probes
-    assert encode_record(tokenizer, RECORDS[0], EASConfig()).probe_positions is None
+    assert a.probe_subset == encode_record(tokenizer, RECORDS[0], config).probe_subset
+    assert a.probe_positions == a.probe_subset and a.probe_subset[-1] == a.n_probes
+    exact = encode_record(tokenizer, RECORDS[0], EASConfig())
+    assert exact.probe_subset is None and list(exact.probe_positions) == list(range(1, exact.n_probes + 1))
 
 
 def test_probe_stride_must_be_a_positive_integer():
