@@ -31,3 +31,22 @@ def test_bench_backends_traces_are_scorable(tokenizer):
     assert len({t.id for t in traces}) == 20
     encs = [encode_record(tokenizer, t, EASConfig()) for t in traces]
     assert all(e.n_probes > 10 for e in encs)
+
+
+def test_bench_stride_pool_meets_the_spec(tokenizer):
+    from eas.config import EASConfig
+    from eas.scoring.probes import encode_record
+
+    pool = _load("bench_stride").make_pool(tokenizer)
+    n = sorted(encode_record(tokenizer, r, EASConfig()).n_probes for r in pool)
+    assert len(pool) == 40 and n[0] == 100 and n[-1] == 1400 and len(set(n)) == 40
+
+
+def test_bench_stride_runs_small(capsys, embedded_dir):
+    results = _load("bench_stride").main(
+        ["--traces", "4", "--min-probes", "30", "--max-probes", "60", "--strides", "1,8"]
+    )
+    assert math.isclose(results[1]["spearman"], 1.0) and results[1]["rel_err"] == 0.0 and results[1]["cover2se"] == 1.0
+    assert 0 < results[8]["probes_run"] < 0.25
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("stride8: cost=") and "max |H_t(strided run)" in out

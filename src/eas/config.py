@@ -28,6 +28,12 @@ class EASConfig:
         track_tokens: strings (e.g. option letters ``("A", "B", "C", "D")``), each one
             token when tokenized alone, whose next-token probability every probe also
             returns (output column ``option_probs``: string -> list over probes).
+        probe_stride: k; 1 (the default) probes every position and EAS is exact. k > 1
+            probes one seeded random position per block of k (and always t = T-1), and
+            ``eas`` is the unbiased estimate with its standard error ``eas_se``
+            (``eas.maths.stratified``; docs/method.md, "Stratified probing").
+        probe_seed: with the record id, seeds the positions a stride > 1 draws, so a
+            rerun or a resumed run probes the same positions.
     """
 
     trigger: str = "\\boxed{"
@@ -37,8 +43,12 @@ class EASConfig:
     hes_fraction: float = HES_FRACTION
     trajectory: bool = False
     track_tokens: tuple[str, ...] = ()
+    probe_stride: int = 1
+    probe_seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.probe_stride, bool) or not isinstance(self.probe_stride, int) or self.probe_stride < 1:
+            raise ValueError(f"probe_stride must be an integer >= 1, not {self.probe_stride!r}")
         if isinstance(self.track_tokens, str) or len(set(self.track_tokens)) != len(self.track_tokens):
             raise ValueError("track_tokens must be a tuple of distinct strings")
         if not self.trigger:

@@ -148,3 +148,21 @@ def test_cli_unreachable_server_is_a_usage_error(tmp_path, capsys, embedded_dir)
     assert main([*args, "--out", str(tmp_path / "o.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "no server answers" in err and "Traceback" not in err
+
+
+def test_a_probe_stride_sends_only_the_chosen_probes(tokenizer):
+    rec = Record("long", "What is 2+3?", "We add 2 and 3, step by step, and check it twice. " * 3 + r"\boxed{5}.")
+    config = EASConfig(trajectory=True, probe_stride=4, probe_seed=2)
+    enc = encode_record(tokenizer, rec, config)
+    with Stub(tokenizer, _top(tokenizer)) as stub:
+        b = _backend(stub, tokenizer, concurrency=1)
+        b.prompt_mode, b.echo_ok = "ids", False
+        row = next(iter(score_records([rec], b, config)))
+    n = row["n_probes"]
+    assert n == enc.n_probes > 20 and row["n_probes_run"] == len(enc.probe_positions) == math.ceil((n - 1) / 4) + 1
+    assert [len(r["prompt"]) for r in stub.requests] == [len(enc.probe_context(t)) for t in enc.probe_positions]
+    assert row["trajectory_t"] == list(enc.probe_positions)
+    # every probe sees H = 1 bit: the estimate is exact and the spread between blocks 0
+    bound = float(topk_truncation_bound(np.log([0.5, 0.25]), len(tokenizer)))
+    assert row["eas"] == pytest.approx(n) and row["eas_se"] == 0.0
+    assert row["eas_bound"] == pytest.approx(n * bound) and row["min_topk_mass"] == pytest.approx(0.75)

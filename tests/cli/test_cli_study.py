@@ -23,10 +23,10 @@ def _lines(path):
     ("argv", "words"),
     [
         (["sample", "--help"], ["--fewshot", "--extract", "--temperature", "--seed"]),
-        (["study", "--help"], ["--score-samples", "per_question.jsonl", "report.html", "--alpha"]),
+        (["study", "--help"], ["--score-samples", "per_question.jsonl", "report.html", "--alpha", "--probe-stride"]),
         (["correlate", "--help"], ["--reference", "--label", "Table 2"]),
         (["plot", "trajectory", "--help"], ["--id", "--out", "EAS"]),
-        (["demo", "--help"], ["--quick", "n = 8"]),
+        (["demo", "--help"], ["--quick", "n = 8", "--probe-stride"]),
     ],
 )
 def test_help(capsys, argv, words):
@@ -45,6 +45,7 @@ def test_help(capsys, argv, words):
         (["study", "Q.jsonl", "--out", "o", "--extract", "boxed,guess"], "unknown mode guess"),
         (["study", "Q.jsonl", "--out", "o", "-n", "2", "--score-samples", "3"], "score_samples"),
         (["study", "Q.jsonl", "--out", "o", "--top-p", "0"], "top_p"),
+        (["study", "Q.jsonl", "--out", "o", "--probe-stride", "0"], "probe_stride"),
         (["study", "Q.jsonl", "--out", "o", "--fewshot", "NOPE.jsonl"], "no such file"),
         (["sample", "Q.jsonl", "--out", "s.csv"], "must be a .jsonl"),
         (["correlate", "PQ.jsonl", "--label", "a", "--label", "b"], "1 files but 2 --label"),

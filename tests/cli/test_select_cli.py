@@ -82,3 +82,14 @@ def test_errors(tmp_path, capsys, content, message):
         == 2
     )
     assert message in capsys.readouterr().err
+
+
+def test_eas_scored_with_a_probe_stride(tmp_path, embedded_dir):
+    raw = [{k: v for k, v in r.items() if k != "eas"} for r in POOL]
+    src = write_jsonl(tmp_path / "pool.jsonl", raw)
+    out = tmp_path / "picked.jsonl"
+    argv = ["-q", "select", str(src), "--strategy", "eas", "--budget", "1", "--out", str(out)]
+    assert main([*argv, "--probe-stride", "2", "--probe-seed", "3"]) == 0
+    (row,) = _rows(out)
+    assert row["selection_score"] > 0
+    assert main([*argv, "--probe-stride", "0"]) == 2

@@ -25,6 +25,8 @@ class EncodedRecord:
         suffix_ids: s tokens appended to every probe context.
         answer_end: T, the 1-based index of x_T in the response.
         track_ids: token ids whose probability each probe also returns (may be empty).
+        probe_subset: the t of the probes to run (stratified probing,
+            ``eas.maths.stratified``), increasing; None runs every t = 1 .. T-1.
     """
 
     record: Record
@@ -33,19 +35,22 @@ class EncodedRecord:
     suffix_ids: list[int]
     answer_end: int
     track_ids: tuple[int, ...] = ()
+    probe_subset: tuple[int, ...] | None = None
 
     @property
-    def probe_positions(self) -> range:
-        """The positions t probed, 1-based and increasing: t = 1 .. T-1.
+    def probe_positions(self) -> Sequence[int]:
+        """The positions t probed, 1-based and increasing: t = 1 .. T-1, or under
+        stratified probing the ``probe_subset`` drawn for the record.
 
         The one place they are enumerated: backends measure these probes, in this order,
         and ``Measurement.probe_entropies[i]`` is H at ``probe_positions[i]``.
         """
-        return range(1, self.answer_end)
+        return range(1, self.answer_end) if self.probe_subset is None else self.probe_subset
 
     @property
     def n_probes(self) -> int:
-        return len(self.probe_positions)
+        """T-1: the positions the area covers (all probed unless ``probe_subset``)."""
+        return self.answer_end - 1
 
     @property
     def context_length(self) -> int:
@@ -67,6 +72,9 @@ class NonFiniteLogitsError(ValueError):
 @dataclass(frozen=True)
 class Measurement:
     """What a backend measured on one record.
+
+    Per-probe arrays hold one entry per probe run, in the order of
+    ``EncodedRecord.probe_positions`` (t = 1 .. T-1 unless the record was stratified).
 
     Attributes:
         probe_entropies: ``(T-1,)`` H_t in bits for t = 1 .. T-1. Exact for in-process

@@ -312,7 +312,7 @@ class OpenAIBackend:
             )
         out = []
         for k, e in enumerate(batch):
-            rows = [next(tops) for _ in range(e.n_probes)]
+            rows = [next(tops) for _ in e.probe_positions]
             h = np.array([topk_entropy_bits(r) for r in rows], dtype=np.float64)
             mass = np.array([topk_mass(r) for r in rows], dtype=np.float64)
             bound = np.array([topk_truncation_bound(r, self.vocab_size) for r in rows], dtype=np.float64)

@@ -111,6 +111,21 @@ def backend_options(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
     }
 
 
+def add_stride_args(g: Any) -> None:
+    """--probe-stride and --probe-seed (stratified probing; ``EASConfig`` holds both)."""
+    g.add_argument(
+        "--probe-stride",
+        type=int,
+        default=1,
+        metavar="K",
+        help="probe one seeded random position per block of K (and always the last): about K times fewer probes; "
+        "eas is then an unbiased estimate with its standard error eas_se (default 1: every position, exact)",
+    )
+    g.add_argument(
+        "--probe-seed", type=int, default=0, help="seed of the positions --probe-stride draws, with the record id"
+    )
+
+
 def fields_from_args(args: argparse.Namespace) -> Any:
     """The ``FieldMap`` named by the options of ``add_field_args``."""
     from eas.storage.inputs import FieldMap

@@ -13,6 +13,7 @@ from eas.cli.common import (
     add_backend_args,
     add_field_args,
     add_model_args,
+    add_stride_args,
     backend_options,
     fields_from_args,
     model_load_error,
@@ -58,7 +59,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--no-chat-template", action="store_true", help="use the raw prompt text instead of the chat template"
     )
-    g.add_argument("--trajectory", action="store_true", help="also write the per-position entropies H_1..H_{T-1}")
+    g.add_argument(
+        "--trajectory",
+        action="store_true",
+        help="also write the per-position entropies H_1..H_{T-1} (with --probe-stride: the probed ones, "
+        "and their positions in trajectory_t)",
+    )
+    add_stride_args(g)
     g.add_argument(
         "--keep-input",
         action="store_true",
@@ -107,6 +114,8 @@ def cmd_score(args: argparse.Namespace) -> int:
             end=args.end,
             use_chat_template=not args.no_chat_template,
             trajectory=args.trajectory,
+            probe_stride=args.probe_stride,
+            probe_seed=args.probe_seed,
         )
         engine = EngineConfig(method=args.method, chunk_size=args.chunk_size, batch_tokens=args.batch_tokens)
     except ValueError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 from eas.cli.common import (
     EXIT_OK,
@@ -11,6 +12,7 @@ from eas.cli.common import (
     add_field_args,
     add_model_args,
     add_sampling_args,
+    add_stride_args,
     fields_from_args,
     model_load_error,
     sampling_from_args,
@@ -37,6 +39,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scores", default=None, help="an `eas score` output for the pool (reused, joined by id)")
     p.add_argument("--out", required=True, help="the chosen rows: .jsonl or .parquet")
     p.add_argument("--no-chat-template", action="store_true", help="raw prompt text (as for eas score)")
+    add_stride_args(p.add_argument_group("eas (scored with --model)"))
     g = p.add_argument_group("pass-rate")
     g.add_argument("-k", type=int, default=4, help="answers sampled per question (default 4)")
     add_sampling_args(g, max_new_tokens=256)
@@ -75,9 +78,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_train)
 
 
+def _eas_config(args: argparse.Namespace) -> Any:
+    from eas.config import EASConfig
+
+    try:
+        return EASConfig(
+            use_chat_template=not args.no_chat_template, probe_stride=args.probe_stride, probe_seed=args.probe_seed
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_select(args: argparse.Namespace) -> int:
     from eas.backends.load import load_backend
-    from eas.config import EASConfig
     from eas.selection.select_file import SelectRequest, select_file
     from eas.storage.files import check_output_path
 
@@ -91,7 +104,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         fields=fields_from_args(args),
         scores_path=args.scores,
         model=args.model,
-        eas_config=EASConfig(use_chat_template=not args.no_chat_template),
+        eas_config=_eas_config(args),
     )
 
     def backend():

@@ -20,6 +20,7 @@ from eas.cli.common import (
     add_backend_args,
     add_model_args,
     add_sampling_args,
+    add_stride_args,
     model_load_error,
     sampling_from_args,
 )
@@ -160,7 +161,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     try:
         config = StudyConfig(
             sampling=sampling_from_args(args, n=args.n),
-            eas=EASConfig(trigger=args.trigger),
+            eas=EASConfig(trigger=args.trigger, probe_stride=args.probe_stride, probe_seed=args.probe_seed),
             extract=_extract_modes(args.extract),
             score_samples=args.score_samples,
             alpha=args.alpha,
@@ -182,13 +183,18 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     _require_study_extra()
     _passive_openmp()
+    from eas.config import EASConfig
     from eas.study.demo import run_demo
 
     started = time.monotonic()
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"{args.out}: exists and is not a folder")
     backend = _backend(args)
-    result = run_demo(backend, args.out, quick=args.quick, progress=not args.quiet)
+    try:
+        eas = EASConfig(probe_stride=args.probe_stride, probe_seed=args.probe_seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    result = run_demo(backend, args.out, quick=args.quick, progress=not args.quiet, eas=eas)
     _print_result(result, time.monotonic() - started)
     return EXIT_OK
 
@@ -289,6 +295,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--trigger", default="\\boxed{", help="answer-forcing suffix of every probe (default: \\boxed{)")
     g.add_argument("--alpha", type=float, default=0.5, help="decay exponent of Fig. 3's decayed cumulative probability")
     g.add_argument("--label", default=None, help="name of this model/dataset in the tables (default: file name)")
+    add_stride_args(g)
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser(
@@ -331,4 +338,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a small subset, about two minutes on a laptop CPU")
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     add_model_args(p)
+    add_stride_args(p.add_argument_group("metric"))
     p.set_defaults(func=cmd_demo)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eas.maths.stratified import stratified_area
+
 HES_FRACTION = 0.005
 
 
@@ -135,35 +137,57 @@ def record_figures(
     token_logprobs: np.ndarray | None,
     token_entropies: np.ndarray | None,
     hes_fraction: float = HES_FRACTION,
+    probe_weights: np.ndarray | None = None,
 ) -> dict[str, float | int | None]:
     """All single-pass figures of one record, keyed by their output column names.
 
     Token statistics a backend could not measure (``None``) give ``None`` figures.
+    ``probe_weights``: under stratified probing (``eas.maths.stratified``), the block
+    size each probed ``H_t`` stands for; then ``eas`` is the estimate, ``eas_se`` its
+    standard error, ``n_probes`` still T-1 and ``n_probes_run`` the probes run. Without
+    weights every probe was run: ``eas`` is exact and ``eas_se`` is 0.
     """
     has_lp, has_h = token_logprobs is not None, token_entropies is not None
+    h = np.asarray(probe_entropies)
+    if probe_weights is None:
+        eas, se, n = entropy_area(h), 0.0, int(h.size)
+        mean = mean_entropy_area(h)
+    else:
+        eas, se = stratified_area(h, probe_weights)
+        n = int(np.sum(probe_weights))
+        mean = eas / n if n else None
     return {
-        "eas": entropy_area(probe_entropies),
-        "mean_eas": mean_entropy_area(probe_entropies),
-        "n_probes": int(np.asarray(probe_entropies).size),
+        "eas": eas,
+        "eas_se": se,
+        "mean_eas": mean,
+        "n_probes": n,
+        "n_probes_run": int(h.size),
         "ppl": perplexity(token_logprobs) if has_lp else None,
         "mean_token_entropy": mean_token_entropy(token_entropies) if has_h else None,
         "max_seq_logprob": max_sequence_logprob(token_logprobs) if has_lp else None,
         "hes": high_entropy_sum(token_entropies, hes_fraction) if has_h else None,
-        "final_entropy": final_entropy(probe_entropies),
+        "final_entropy": final_entropy(h),
     }
 
 
-def topk_figures(probe_bounds: np.ndarray, probe_topk_mass: np.ndarray) -> dict[str, float | None]:
+def topk_figures(
+    probe_bounds: np.ndarray, probe_topk_mass: np.ndarray, probe_weights: np.ndarray | None = None
+) -> dict[str, float | None]:
     """Per-record top-K figures: ``eas_bound`` (exact EAS lies in [eas, eas + eas_bound])
-    and the smallest top-K mass over the probes.
+    and the smallest top-K mass over the probes. Under stratified probing
+    (``probe_weights``) ``eas_bound`` is estimated like ``eas`` and the mass is the
+    smallest over the probes run.
 
     Example:
         >>> topk_figures(np.array([0.01, 0.04]), np.array([0.999, 0.99]))
         {'eas_bound': 0.05, 'min_topk_mass': 0.99}
     """
     mass = np.asarray(probe_topk_mass, dtype=np.float64)
+    bounds = np.asarray(probe_bounds, dtype=np.float64)
+    if probe_weights is not None:
+        bounds = bounds * np.asarray(probe_weights, dtype=np.float64)
     return {
-        "eas_bound": float(np.sum(np.asarray(probe_bounds, dtype=np.float64))),
+        "eas_bound": float(np.sum(bounds)),
         "min_topk_mass": float(mass.min()) if mass.size else None,
     }
 

@@ -13,7 +13,8 @@ How a record becomes tokens (this decides the numbers):
 
 x_T is the response token whose character span holds the last character of the content
 of the last ``\\boxed{...}`` (offset mapping of the tokenizer). Probe t = 1 .. T-1 sees
-the prompt and x_1 .. x_t, then the suffix.
+the prompt and x_1 .. x_t, then the suffix. With ``probe_stride`` k > 1 only the
+positions ``eas.maths.stratified.probe_plan`` draws for the record are probed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from eas.answers import last_boxed_span
 from eas.backends.base import EncodedRecord
 from eas.config import EASConfig
+from eas.maths.stratified import probe_plan, record_seed
 from eas.records import Record, RecordError
 
 # No tokenizer we know packs more characters than this into one token on average.
@@ -110,7 +112,11 @@ def encode_record(tokenizer: Any, record: Record, config: EASConfig, max_context
     if max_context is not None and needed > max_context:
         raise RecordError(f"prompt + response need {needed} positions, more than the model's context of {max_context}")
     track_ids = tuple(single_token_id(tokenizer, s) for s in config.track_tokens)
-    return EncodedRecord(record, prompt_ids, response_ids, suffix_ids, answer_end, track_ids)
+    positions = None
+    if config.probe_stride > 1:
+        plan = probe_plan(answer_end - 1, config.probe_stride, record_seed(record.id, config.probe_seed))
+        positions = plan.positions
+    return EncodedRecord(record, prompt_ids, response_ids, suffix_ids, answer_end, track_ids, positions)
 
 
 def single_token_id(tokenizer: Any, text: str) -> int:

@@ -13,9 +13,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from eas.backends.base import Backend, EncodedRecord, Measurement
 from eas.config import EASConfig
 from eas.maths.metrics import record_figures, topk_figures
+from eas.maths.stratified import block_sizes
 from eas.progress import progress_bar
 from eas.records import Record, RecordError
 from eas.scoring.probes import encode_record
@@ -25,8 +28,11 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS = (
     "id",
     "eas",
+    "eas_se",
     "mean_eas",
     "n_probes",
+    "probe_stride",
+    "n_probes_run",
     "answer_end_token",
     "response_tokens",
     "ppl",
@@ -59,25 +65,36 @@ def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[st
     """Output row of one scored record: columns RESULT_COLUMNS, then TOPK_COLUMNS for
     top-K backends; with ``trajectory`` also the per-probe lists (``trajectory``, and for
     top-K backends ``trajectory_bound`` and ``trajectory_topk_mass``); with tracked tokens
-    ``option_probs``."""
-    figures = record_figures(m.probe_entropies, m.token_logprobs, m.token_entropies, config.hes_fraction)
+    ``option_probs``. Under stratified probing (``enc.probe_subset``) the figures are
+    estimates (``eas.maths.stratified``), the per-probe lists hold the probes run and
+    ``trajectory_t`` their positions t."""
+    strided = enc.probe_subset is not None
+    weights = np.asarray(block_sizes(enc.n_probes, config.probe_stride)) if strided else None
+    if weights is not None and weights.size != len(m.probe_entropies):
+        raise ValueError(f"{len(m.probe_entropies)} probe entropies measured for {weights.size} planned probes")
+    figures = record_figures(
+        m.probe_entropies, m.token_logprobs, m.token_entropies, config.hes_fraction, probe_weights=weights
+    )
     row = {
         "id": enc.record.id,
         **figures,
+        "probe_stride": config.probe_stride if strided else 1,
         "answer_end_token": enc.answer_end,
         "response_tokens": len(enc.response_ids),
     }
     row = {c: row[c] for c in RESULT_COLUMNS}
     topk = m.probe_bounds is not None and m.probe_topk_mass is not None
     if topk:
-        row.update(topk_figures(m.probe_bounds, m.probe_topk_mass))
+        row.update(topk_figures(m.probe_bounds, m.probe_topk_mass, weights))
     if config.trajectory:
         row["trajectory"] = [float(h) for h in m.probe_entropies]
+        if strided:
+            row["trajectory_t"] = list(enc.probe_positions)
         if topk:
             row["trajectory_bound"] = [float(b) for b in m.probe_bounds]
             row["trajectory_topk_mass"] = [float(x) for x in m.probe_topk_mass]
     if config.track_tokens:
-        probs = m.probe_token_probs  # (T-1, K), or None from a backend that cannot track tokens
+        probs = m.probe_token_probs  # (probes run, K), or None from a backend that cannot track tokens
         row["option_probs"] = (
             None if probs is None else {s: [float(p) for p in probs[:, j]] for j, s in enumerate(config.track_tokens)}
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eas.config import SamplingConfig
+from eas.config import EASConfig, SamplingConfig
 from eas.sampling.questions import Question, builtin_questions_path, load_fewshot, load_questions
 from eas.study.study import StudyConfig, StudyResult, run_study
 
@@ -39,10 +39,13 @@ def demo_questions(plan: DemoPlan) -> list[Question]:
     return open_q + choice_q
 
 
-def run_demo(backend: Any, out_dir: str | Path, quick: bool = False, progress: bool = False) -> StudyResult:
-    """Run the demo study with ``backend`` (normally the embedded model) into ``out_dir``."""
+def run_demo(
+    backend: Any, out_dir: str | Path, quick: bool = False, progress: bool = False, eas: EASConfig | None = None
+) -> StudyResult:
+    """Run the demo study with ``backend`` (normally the embedded model) into ``out_dir``;
+    ``eas``: the metric's settings (e.g. a probe stride; default ``EASConfig()``)."""
     plan = QUICK if quick else FULL
-    config = StudyConfig(sampling=plan.sampling, label=f"SmolLM2-135M, built-in ({plan.name})")
+    config = StudyConfig(sampling=plan.sampling, eas=eas or EASConfig(), label=f"SmolLM2-135M, built-in ({plan.name})")
     return run_study(
         demo_questions(plan),
         backend,

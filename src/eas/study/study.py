@@ -41,7 +41,8 @@ class StudyConfig:
         sampling: how the N answers are sampled.
         eas: the metric's settings (trigger, answer prefix, ...). The study always scores
             the raw rendered prompt (the chat template is applied when building it) and
-            keeps trajectories.
+            keeps trajectories (not under a probe stride > 1: then EAS is estimated and
+            the trajectory and option figures are left out).
         extract: answer extraction modes, tried in order.
         score_samples: k; the metrics of a question are the mean over its first k samples.
         alpha: decay exponent of Fig. 3.
@@ -87,7 +88,9 @@ def score_samples(
         by_letters.setdefault(letters, []).append(r)
     results: dict[str, dict[str, Any]] = {}
     for letters, rows in by_letters.items():
-        eas = replace(config.eas, use_chat_template=False, trajectory=True, track_tokens=letters)
+        # Figures 1 and 3 need every position: under a probe stride they are left out.
+        full = config.eas.probe_stride == 1
+        eas = replace(config.eas, use_chat_template=False, trajectory=full, track_tokens=letters if full else ())
         records = [Record(r["id"], r["prompt"], r["response"], r["answer"]) for r in rows]
         for item in score_records(records, backend, eas, progress=progress, total=len(records)):
             if isinstance(item, ScoreError):
@@ -154,6 +157,8 @@ def run_study(
         "score_samples": config.score_samples,
         "trigger": config.eas.trigger,
         "answer_prefix_tokens": config.eas.answer_prefix_tokens,
+        "probe_stride": config.eas.probe_stride,
+        "probe_seed": config.eas.probe_seed,
         "alpha": config.alpha,
         "wall_time_s": round(time.monotonic() - started, 1),
     }

@@ -80,7 +80,7 @@ def per_question_rows(
         row.update({m: _mean([s[m] for s in ok]) for m in METRICS})
         if first is None and scored and scored[0] is not None:
             row["score_error"] = scored[0].get("error")
-        row["trajectory"] = first["trajectory"] if first else None
+        row["trajectory"] = first.get("trajectory") if first else None
         if q.choices:
             row["choices"] = list(q.choices)
             row["option_probs"] = first.get("option_probs") if first else None
