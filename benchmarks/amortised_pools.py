@@ -35,7 +35,7 @@ ARITH_SLIPS = (
 
 
 def arithmetic_trace(rng: random.Random, i: int) -> dict:
-    steps = rng.choice([3, 5, 8, 12, 18, 25, 35, 50, 70, 90])
+    steps = rng.choice([3, 5, 8, 12, 18, 25, 35, 45, 60])
     slip_rate = rng.choice([0.0, 0.05, 0.15, 0.3])
     total = rng.randint(1, 50)
     lines = [f"We start from {total}."]
