@@ -7,12 +7,14 @@ it), then the teacher-forced entropy of the next-token distribution at x_t (the 
 that predicted x_{t+1}, in bits). The same pass gives every response token's log-prob and
 entropy, so the baseline figures (PPL, HES, ...) stay exact.
 
+The body runs in the model's dtype (``HFBackend.decoder``) and the LM head in float32 on
+the response rows only, a block of rows at a time (``HFBackend.head``,
+``eas.backends.hf_head``), exactly as the exact scorer measures them.
+
 Deliberate simplifications: one record per forward pass (no packing of short records);
 the pass keeps every layer's hidden states (``output_hidden_states``) and copies out the
 chosen ones, which bounds the trace length by memory (about n_layers x length x width x
-4 bytes); the LM head runs in float32 on the response rows only, a block of rows at a
-time. Models whose logits need more than the LM head (e.g. Gemma 2's final soft-capping)
-are not supported here.
+bytes per value).
 """
 
 from __future__ import annotations
@@ -26,10 +28,7 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import EncodedRecord
-from eas.maths.entropy import logprobs_and_entropy_from_logits
 
-# Response rows whose float32 logits exist at once.
-_HEAD_ROWS = 512
 # Config keys that describe how a model was saved or run, not what it computes.
 _RUNTIME_KEYS = {"_name_or_path", "_model_name_or_path", "dtype", "torch_dtype", "transformers_version"}
 _RUNTIME_KEYS |= {"output_hidden_states", "output_attentions", "return_dict", "use_cache", "_attn_implementation"}
@@ -86,33 +85,23 @@ def model_fingerprint(model: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def position_features(model: Any, encs: Sequence[EncodedRecord], layers: Sequence[int]) -> list[PositionFeatures]:
-    """One forward pass per record over prompt + response; features of every probe position."""
+def position_features(backend: Any, encs: Sequence[EncodedRecord], layers: Sequence[int]) -> list[PositionFeatures]:
+    """One forward pass of ``backend``'s body per record over prompt + response; features of every probe."""
     torch = _torch()
-    layers = check_layers(model, layers)
-    decoder = model.get_decoder()
-    head = model.get_output_embeddings()
-    device = next(model.parameters()).device
+    layers = check_layers(backend.model, layers)
     out = []
     with torch.inference_mode():
         for enc in encs:
             p, r = len(enc.prompt_ids), len(enc.response_ids)
-            ids = torch.tensor([enc.prompt_ids + enc.response_ids], device=device)
-            hidden = decoder(input_ids=ids, output_hidden_states=True, use_cache=False).hidden_states
-            # Rows p-1 .. p+R-2 predict the response tokens x_1 .. x_R.
-            last = hidden[-1][0, p - 1 : p + r - 1]  # (R, width)
-            lps, hs = [], []
-            for a in range(0, r, _HEAD_ROWS):
-                logits = head(last[a : a + _HEAD_ROWS]).float()  # (rows, V)
-                lp, h = logprobs_and_entropy_from_logits(logits, ids[0, p + a : p + a + _HEAD_ROWS])
-                lps.append(lp.double().cpu().numpy())
-                hs.append(h.double().cpu().numpy())
-            token_lp, token_h = np.concatenate(lps), np.concatenate(hs)
-            # Probe t = 1 .. T-1 ends at x_t, sequence index p+t-1; its next-token entropy is token_h[t].
+            ids = torch.tensor([enc.prompt_ids + enc.response_ids], device=backend.device)
+            hidden = backend.decoder(input_ids=ids, output_hidden_states=True, use_cache=False).hidden_states
+            # Rows p-1 .. p+R-2 predict the response tokens x_1 .. x_R (the float32 LM head, in row blocks).
+            tokens = backend.head.stats(hidden[-1][0, p - 1 : p + r - 1], ids[0, p:])
+            # Probe t = 1 .. T-1 ends at x_t, sequence index p+t-1; its next-token entropy is entropies[t].
             rows = slice(p, p + enc.n_probes)
             states = [hidden[k][0, rows].float().cpu().numpy().astype(np.float64) for k in layers]
-            entropy = token_h[1 : enc.answer_end][:, None]  # (T-1, 1)
-            out.append(PositionFeatures(np.concatenate([*states, entropy], axis=1), token_lp, token_h))
+            entropy = tokens.entropies[1 : enc.answer_end][:, None]  # (T-1, 1)
+            out.append(PositionFeatures(np.concatenate([*states, entropy], axis=1), tokens.logprobs, tokens.entropies))
     return out
 
 

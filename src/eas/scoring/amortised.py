@@ -51,17 +51,28 @@ def metric_settings(config: EASConfig) -> dict[str, Any]:
 
 def hf_model(backend: Any) -> Any:
     """The transformers model of an in-process backend (ValueError for any other backend)."""
-    model = getattr(backend, "model", None)
-    if model is None or not hasattr(model, "get_decoder"):
+    return hf_backend(backend).model
+
+
+def hf_backend(backend: Any) -> Any:
+    """``backend`` itself when it runs a transformers model in this process (ValueError otherwise)."""
+    if getattr(backend, "model", None) is None or getattr(backend, "decoder", None) is None:
         raise ValueError("amortised EAS needs the hidden states: use the in-process hf backend (--backend hf)")
-    return model
+    return backend
 
 
 def check_head_for(head: HeadFile, backend: Any, config: EASConfig) -> None:
     """Refuse a head made for another model or metric, or for tracked tokens (InputError / ValueError)."""
+    check_config(config)
+    check_head(head, model_fingerprint(hf_model(backend)), metric_settings(config))
+
+
+def check_config(config: EASConfig) -> None:
+    """ValueError for settings amortised EAS cannot honour (tracked tokens, a probe stride)."""
     if config.track_tokens:
         raise ValueError("amortised EAS does not predict option probabilities (track_tokens)")
-    check_head(head, model_fingerprint(hf_model(backend)), metric_settings(config))
+    if config.probe_stride != 1:
+        raise ValueError("amortised EAS runs no probes: it takes no --probe-stride (calibration probes every position)")
 
 
 def encode_batch(
@@ -85,6 +96,8 @@ def predicted_row(enc: EncodedRecord, feats: PositionFeatures, head: HeadFile, c
     h = head.head.predict(feats.features) if enc.n_probes else np.zeros(0)  # (T-1,)
     figures = record_figures(h, feats.token_logprobs, feats.token_entropies, config.hes_fraction)
     row = {"id": enc.record.id, **figures, "answer_end_token": enc.answer_end, "response_tokens": len(enc.response_ids)}
+    # No probe was run: no stride, and no sampling error (the head's CV error is in its manifest).
+    row |= {"eas_se": None, "probe_stride": None, "n_probes_run": 0}
     row = {c: row[c] for c in RESULT_COLUMNS}
     row[EAS_METHOD] = "amortised"
     if config.trajectory:
@@ -107,7 +120,7 @@ def score_batch_amortised(
     exact_rows = exact_rows or {}
     items = encode_batch([r for r in batch if not (isinstance(r, Record) and r.id in exact_rows)], backend, config)
     encoded = [e for e in items if isinstance(e, EncodedRecord)]
-    feats = iter(position_features(hf_model(backend), encoded, head.layers) if encoded else [])
+    feats = iter(position_features(hf_backend(backend), encoded, head.layers) if encoded else [])
     done = iter(items)
     out: list[dict[str, Any] | ScoreError] = []
     for rec in batch:
@@ -147,6 +160,7 @@ def calibrate(
     result rows (as ``config`` asks for them, plus ``eas_method: "exact"``).
     """
     config = config or EASConfig()
+    check_config(config)
     model = hf_model(backend)
     layers = tuple(layers) if layers else default_layers(model)
     exact_config = replace(config, trajectory=True)
@@ -160,7 +174,7 @@ def calibrate(
             errors += [r for r in scored if isinstance(r, ScoreError)]
             encs = [e for e in encode_batch(batch, backend, config) if isinstance(e, EncodedRecord)]
             encs = [e for e in encs if e.record.id in good and e.n_probes > 0]
-            for enc, f in zip(encs, position_features(model, encs, layers), strict=True):
+            for enc, f in zip(encs, position_features(backend, encs, layers), strict=True):
                 features.append(f.features)
                 targets.append(np.asarray(good[enc.record.id]["trajectory"], dtype=np.float64))
                 groups += [str(enc.record.id)] * enc.n_probes
