@@ -132,6 +132,19 @@ def score_batch_amortised(
     return out
 
 
+def score_records_amortised(
+    records: Sequence[Record | RecordError], backend: Any, config: EASConfig, head: HeadFile, *, progress: bool = False
+) -> list[dict[str, Any] | ScoreError]:
+    """``score_records`` with the head: one row or ScoreError per record, in input order (checks the head first)."""
+    check_head_for(head, backend, config)
+    out: list[dict[str, Any] | ScoreError] = []
+    with progress_bar(progress, len(records)) as bar:
+        for batch in plan_batches(records, getattr(getattr(backend, "engine", None), "batch_tokens", 2048)):
+            out += score_batch_amortised(batch, backend, config, head)
+            bar.update(len(batch))
+    return out
+
+
 @dataclass(frozen=True)
 class Calibration:
     """What ``calibrate`` produced: the fitted head's parts and the exact rows it measured."""
