@@ -23,7 +23,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Score the calibration traces exactly (packed probes), read each position's hidden states "
         "(--layers) and next-token entropy from one forward pass, fit a ridge head with a cross-validated penalty "
         "(folds grouped by trace) and write it with a manifest that reports its cross-validated error. "
-        "Use it with eas score --amortised HEAD or eas select --amortised HEAD. docs/scoring.md, 'Amortised EAS'.",
+        "Use it with eas score --amortised HEAD or eas select --amortised HEAD. docs/amortised.md.",
     )
     p.add_argument("input", help="calibration records: .jsonl, .parquet or .csv (same kind of traces as the pool)")
     p.add_argument("--out", required=True, help="the head: a .safetensors file (its manifest goes to OUT.json)")
@@ -46,7 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def add_amortised_args(p: argparse.ArgumentParser) -> None:
     """``eas score``'s options for amortised EAS."""
-    g = p.add_argument_group("amortised EAS (one forward pass per record; docs/scoring.md)")
+    g = p.add_argument_group("amortised EAS (one forward pass per record; docs/amortised.md)")
     g.add_argument(
         "--amortised",
         default=None,
