@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from eas.cli.common import EXIT_OK, EXIT_SKIPPED, UsageError, add_field_args, add_model_args, fields_from_args
-from eas.config import EASConfig
+from eas.config import AmortisedConfig, EASConfig
 
 log = logging.getLogger("eas")
 
@@ -33,13 +33,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="comma-separated blocks whose hidden states are features, 1..n_layers "
         "(default: the middle block and the last, 15,30 for the embedded model)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=AmortisedConfig.seed,
+        help="seed of the cross-validation folds (default %(default)s)",
+    )
     add_model_args(p)
     add_field_args(p)
     g = p.add_argument_group("metric (as the pool will be scored)")
-    g.add_argument("--trigger", default="\\boxed{", help="answer-forcing suffix of every probe (default: \\boxed{)")
-    g.add_argument("--answer-prefix-tokens", type=int, default=0, metavar="L-1", help="see eas score (default 0)")
-    g.add_argument("--end", choices=["answer", "response"], default="answer", help="see eas score (default answer)")
+    g.add_argument("--trigger", default=EASConfig.trigger, help="answer-forcing suffix (default: %(default)s)")
+    g.add_argument(
+        "--answer-prefix-tokens", type=int, default=EASConfig.answer_prefix_tokens, metavar="L-1", help="see eas score"
+    )
+    g.add_argument("--end", choices=["answer", "response"], default=EASConfig.end, help="see eas score")
     g.add_argument("--no-chat-template", action="store_true", help="use the raw prompt text")
     p.set_defaults(func=cmd_calibrate)
 
@@ -58,10 +65,16 @@ def add_amortised_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--calibrate-fraction",
         type=float,
-        default=0.05,
-        help="auto: share of the pool scored exactly to fit the head (default 0.05, at least 8 records)",
+        default=AmortisedConfig.calibrate_fraction,
+        help="auto: share of the pool scored exactly to fit the head "
+        f"(default %(default)s, at least {AmortisedConfig.min_calibration} records)",
     )
-    g.add_argument("--calibrate-seed", type=int, default=0, help="auto: seed of the calibration slice (default 0)")
+    g.add_argument(
+        "--calibrate-seed",
+        type=int,
+        default=AmortisedConfig.seed,
+        help="auto: seed of the calibration slice (default %(default)s)",
+    )
 
 
 def parse_layers(text: str | None) -> tuple[int, ...] | None:

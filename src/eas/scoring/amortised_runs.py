@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import Backend
-from eas.config import EASConfig
+from eas.config import AmortisedConfig, EASConfig
 from eas.records import InputError, Record, RecordError
 from eas.scoring.amortised import calibrate, check_head_for, score_batch_amortised
 from eas.scoring.runs import check_unique_ids, record_key, score_file
@@ -40,8 +40,8 @@ from eas.storage.parts import RunSummary, fingerprint, write_atomic
 
 log = logging.getLogger(__name__)
 
-MIN_CALIBRATION = 8  # traces: fewer leave too little for a 5-fold cross-validated penalty
-DEFAULT_FRACTION = 0.05
+MIN_CALIBRATION = AmortisedConfig.min_calibration
+DEFAULT_FRACTION = AmortisedConfig.calibrate_fraction
 
 
 def calibrate_file(
