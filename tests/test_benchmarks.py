@@ -51,6 +51,7 @@ def test_bench_stride_runs_small(capsys, embedded_dir):
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("stride8: cost=") and "max |H_t(strided run)" in out
 
+
 def test_amortised_pools_are_scorable_and_varied(tokenizer):
     from eas.config import EASConfig
     from eas.records import Record
