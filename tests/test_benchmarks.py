@@ -50,3 +50,17 @@ def test_bench_stride_runs_small(capsys, embedded_dir):
     assert 0 < results[8]["probes_run"] < 0.25
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("stride8: cost=") and "max |H_t(strided run)" in out
+
+
+def test_amortised_pools_are_scorable_and_varied(tokenizer):
+    from eas.config import EASConfig
+    from eas.records import Record
+    from eas.scoring.probes import encode_record
+
+    pools = _load("amortised_pools")
+    for style, low, high in (("arithmetic", 80, 1600), ("shift", 25, 320)):
+        rows = pools.make_pool(style, 40)
+        assert rows == pools.make_pool(style, 40)  # seeded
+        encs = [encode_record(tokenizer, Record(r["id"], r["prompt"], r["response"]), EASConfig()) for r in rows]
+        probes = [e.n_probes for e in encs]
+        assert low <= min(probes) and max(probes) <= high and max(probes) > 3 * min(probes)

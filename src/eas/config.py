@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from eas.maths.metrics import HES_FRACTION
+from eas.maths.ridge import FOLDS
 
 Method = Literal["packed", "naive"]
 End = Literal["answer", "response"]
@@ -160,3 +161,21 @@ class SamplingConfig:
             raise ValueError("max_new_tokens must be >= 1")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class AmortisedConfig:
+    """Defaults of amortised EAS (docs/amortised.md): how a head is calibrated.
+
+    Attributes:
+        calibrate_fraction: ``--amortised auto``: the share of the pool scored exactly.
+        min_calibration: ``auto`` calibrates on at least this many records (fewer leave
+            too little for a 5-fold cross-validated penalty).
+        folds: cross-validation folds, grouped by trace.
+        seed: seed of the calibration slice and of the fold assignment.
+    """
+
+    calibrate_fraction: float = 0.05
+    min_calibration: int = 8
+    folds: int = FOLDS
+    seed: int = 0

@@ -6,6 +6,7 @@ import argparse
 import logging
 from typing import Any
 
+from eas.cli.calibrate import add_amortised_args, score_amortised
 from eas.cli.common import (
     EXIT_OK,
     EXIT_SKIPPED,
@@ -98,13 +99,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="start again even if OUT (or its unfinished parts) was made with other settings",
     )
     g.add_argument("--dedupe", action="store_true", help="keep the first record of a duplicate id (default: refuse)")
+    add_amortised_args(p)
     p.set_defaults(func=cmd_score)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from eas.backends.load import load_backend
-    from eas.scoring.ray import EngineError, RayOptions
-    from eas.scoring.runs import score_file
+    from eas.scoring.ray import RayOptions
     from eas.storage.files import errors_path
 
     try:
@@ -137,8 +138,24 @@ def cmd_score(args: argparse.Namespace) -> int:
             except (OSError, ValueError) as exc:
                 raise model_load_error(args.model, exc) from None
 
+    if args.amortised:
+        summary = score_amortised(args, config, backend, _number_settings(args))
+    else:
+        summary = _score_exact(args, config, fields, backend, ray)
+    state = "already complete: " if summary.already_complete else ""
+    log.info("%sscored %d records -> %s", state, summary.rows, args.out)
+    if summary.errors:
+        log.warning("skipped %d records; reasons in %s", summary.errors, errors_path(args.out))
+        return EXIT_SKIPPED
+    return EXIT_OK
+
+
+def _score_exact(args: argparse.Namespace, config: EASConfig, fields: Any, backend: Any, ray: Any) -> Any:
+    from eas.scoring.ray import EngineError
+    from eas.scoring.runs import score_file
+
     try:
-        summary = score_file(
+        return score_file(
             args.input,
             args.out,
             backend,
@@ -155,12 +172,6 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
     except EngineError as exc:
         raise UsageError(str(exc)) from None
-    state = "already complete: " if summary.already_complete else ""
-    log.info("%sscored %d records -> %s", state, summary.rows, args.out)
-    if summary.errors:
-        log.warning("skipped %d records; reasons in %s", summary.errors, errors_path(args.out))
-        return EXIT_SKIPPED
-    return EXIT_OK
 
 
 def _number_settings(args: argparse.Namespace) -> dict[str, Any]:

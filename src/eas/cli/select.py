@@ -39,7 +39,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scores", default=None, help="an `eas score` output for the pool (reused, joined by id)")
     p.add_argument("--out", required=True, help="the chosen rows: .jsonl or .parquet")
     p.add_argument("--no-chat-template", action="store_true", help="raw prompt text (as for eas score)")
-    add_stride_args(p.add_argument_group("eas (scored with --model)"))
+    g = p.add_argument_group("eas (scored with --model)")
+    add_stride_args(g)
+    g.add_argument(
+        "--amortised",
+        default=None,
+        metavar="HEAD",
+        help="predict EAS from one forward pass per trace with a head from eas calibrate (same model)",
+    )
     g = p.add_argument_group("pass-rate")
     g.add_argument("-k", type=int, default=4, help="answers sampled per question (default 4)")
     add_sampling_args(g, max_new_tokens=256)
@@ -105,6 +112,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         scores_path=args.scores,
         model=args.model,
         eas_config=_eas_config(args),
+        amortised=args.amortised,
     )
 
     def backend():

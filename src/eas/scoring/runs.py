@@ -85,6 +85,7 @@ def score_file(
     keep_input: bool = False,
     progress: bool = False,
     ray: RayOptions | None = None,
+    scorer: Callable[..., list[dict[str, Any] | ScoreError]] = score_batch,
 ) -> RunSummary:
     """Score a file of records into ``out`` (+ its errors file), resumably.
 
@@ -110,6 +111,8 @@ def score_file(
             ``backend`` is the dict of ``eas.backends.load.load_backend`` keyword
             arguments each actor loads its backend with. Parts, resuming and the
             settings check are the same as for a local run.
+        scorer: ``scorer(batch, backend, config)`` scores one planned batch (default
+            ``score_batch``, exact EAS; the amortised runs pass their own). Local runs only.
 
     Raises:
         InputError: bad input file, duplicate ids, or other settings than the run
@@ -117,6 +120,8 @@ def score_file(
     """
     config = config or EASConfig()
     fields = fields or FieldMap()
+    if ray is not None and scorer is not score_batch:
+        raise ValueError("only exact scoring runs on the Ray engine")
     out = Path(out)
     check_output_path(out)
     total = check_unique_ids(input_path, fields, id_given, dedupe)
@@ -159,7 +164,7 @@ def score_file(
                 yield index, batch
 
         if ray is None:
-            scored = ((index, score_batch(batch, get_backend(), config)) for index, batch in pending())
+            scored = ((index, scorer(batch, get_backend(), config)) for index, batch in pending())
         else:
             from eas.scoring.ray import score_batches
 

@@ -43,6 +43,7 @@ class SelectRequest:
     scores_path: str | None = None
     model: str = "embedded"
     eas_config: EASConfig = field(default_factory=EASConfig)
+    amortised: str | None = None  # a head file (eas calibrate): model scores are one-pass predictions
 
 
 def _column_scores(rows: Sequence[dict[str, Any] | None], column: str) -> list[float | None] | None:
@@ -84,12 +85,22 @@ def token_lengths(
 
 
 def model_scores(
-    records: Sequence[Record | RecordError], backend: Any, column: str, config: EASConfig
+    records: Sequence[Record | RecordError], backend: Any, column: str, config: EASConfig, amortised: str | None = None
 ) -> list[float | None]:
-    """Score the traces with the student (teacher-forced) and read one column."""
+    """Score the traces with the student (teacher-forced) and read one column.
+
+    ``amortised``: a head file; EAS is then predicted from one pass per trace
+    (``eas.scoring.amortised``) instead of measured with every probe.
+    """
     from eas.scoring.score import ScoreError, score_records
 
-    rows = list(score_records(records, backend, config, progress=True, total=len(records)))
+    if amortised is not None:
+        from eas.scoring.amortised import score_records_amortised
+        from eas.storage.heads import load_head
+
+        rows = score_records_amortised(records, backend, config, load_head(amortised), progress=True)
+    else:
+        rows = list(score_records(records, backend, config, progress=True, total=len(records)))
     return [None if isinstance(r, ScoreError) or r.get(column) is None else float(r[column]) for r in rows]
 
 
@@ -117,7 +128,9 @@ def gather_scores(
         if pass_rates is None:
             raise InputError("pass-rate selection needs sampling: give the input a 'pass_rate' column or a model")
         return pass_rates(records), f"sampled with {request.model}"
-    return model_scores(records, load_backend(), column, request.eas_config), f"scored with {request.model}"
+    how = f" (amortised, head {request.amortised})" if request.amortised else ""
+    scores = model_scores(records, load_backend(), column, request.eas_config, request.amortised)
+    return scores, f"scored with {request.model}{how}"
 
 
 def select_file(
