@@ -11,7 +11,12 @@ token, a 4-token trigger). Printed per length:
 * naive/packed: the naive method (one forward pass per probe) timed on a sample of
   ``--naive-sample`` probes spread over the trace and scaled to T-1 probes (an
   estimate, not a full naive run), over the packed time;
-* peak GPU memory of the packed run (CUDA only).
+* stride8/packed and stride8/plain: the cost of stratified probing at k = 8 (one seeded
+  probe per block of 8, ``eas.maths.stratified``) relative to exact packed EAS and to a
+  plain forward pass;
+* peak GPU memory of the packed run (CUDA only);
+* packed_vs_naive_max_diff: the largest difference, in bits, between the packed and the
+  naive entropies on the sampled probes.
 
     python benchmarks/gpu_eas.py                 # CUDA, bf16, lengths 4096 16384
     python benchmarks/gpu_eas.py --tiny          # a tiny model on CPU, to check it runs
@@ -71,11 +76,14 @@ def _sync(device: str) -> None:
 
 
 def run_length(model: Any, length: int, args: argparse.Namespace) -> dict[str, float]:
+    from dataclasses import replace
+
     import numpy as np
     import torch
 
     from eas.backends.hf import HFBackend
     from eas.config import EngineConfig
+    from eas.maths.stratified import probe_plan
 
     enc = make_trace(length, model.config.vocab_size, seed=length)
     dev = args.device
@@ -100,24 +108,37 @@ def run_length(model: Any, length: int, args: argparse.Namespace) -> dict[str, f
     packed_s = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**30 if dev.startswith("cuda") else float("nan")
 
+    plan = probe_plan(enc.n_probes, 8, seed=0)  # stratified probing, one probe per block of 8
+    strided = replace(enc, probe_subset=plan.positions)
+    _sync(dev)
+    t0 = time.perf_counter()
+    packed.measure([strided])
+    _sync(dev)
+    stride8_s = time.perf_counter() - t0
+
     ts = np.unique(np.linspace(1, enc.answer_end - 1, args.naive_sample).round().astype(int))
     with torch.inference_mode():
         _sync(dev)
         t0 = time.perf_counter()
+        naive_h = []
         for t in ts:
             ids = torch.tensor(enc.probe_context(int(t)), device=dev)
-            naive.head.stats(naive._hidden(ids)[-1:])  # what the naive method runs per probe
+            naive_h.append(naive.head.stats(naive._hidden(ids)[-1:]).entropies[0])  # the naive method's probe t
         _sync(dev)
         naive_est = (time.perf_counter() - t0) / len(ts) * enc.n_probes
+    # packed vs naive on the sampled probes (the same model and dtype: only the rounding differs)
+    diff = float(np.max(np.abs(np.asarray(naive_h, dtype=float) - m.probe_entropies[ts - 1])))
     return {
         "length": length,
         "probes": enc.n_probes,
         "plain_s": plain,
         "packed_s": packed_s,
+        "stride8_s": stride8_s,
         "naive_est_s": naive_est,
         "naive_sample": len(ts),
         "peak_gib": peak,
         "mean_h": float(m.probe_entropies.mean()),
+        "max_diff_bits": diff,
     }
 
 
@@ -148,7 +169,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
             f"T={r['length']:>6} probes={r['probes']:>6} packed={r['packed_s']:.3f}s "
             f"packed/plain={r['packed_s'] / r['plain_s']:.2f} "
             f"naive/packed={r['naive_est_s'] / r['packed_s']:.1f} (naive timed on {r['naive_sample']} probes, scaled) "
+            f"stride8/packed={r['stride8_s'] / r['packed_s']:.2f} stride8/plain={r['stride8_s'] / r['plain_s']:.2f} "
             + (f"peak_gpu_mem={r['peak_gib']:.2f}GiB" if r["peak_gib"] == r["peak_gib"] else "peak_gpu_mem=n/a (cpu)")
+            + f" packed_vs_naive_max_diff={r['max_diff_bits']:.2e}bits"
         )
     return results
 
