@@ -28,8 +28,12 @@ import numpy as np
 
 from eas.maths.entropy import entropy_bits_from_logits, logprobs_and_entropy_from_logits
 
-# Float32 logits of one block of rows (the entropy holds about three more of these).
+# Float32 logits of one block of rows (the entropy holds about three more of these). On a
+# GPU, small blocks would cost one kernel launch (and a host sync) each: at T = 16k with
+# Qwen2's 152k vocabulary, 16 MiB blocks made the head dominate a packed run, so a GPU
+# takes larger ones (memory there is plentiful next to a 1-2 GiB block).
 BLOCK_BYTES = 16 * 2**20
+GPU_BLOCK_BYTES = 1024 * 2**20
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class RowStats:
 class Float32Head:
     """A causal LM's output head, applied in float32 to blocks of hidden-state rows."""
 
-    def __init__(self, model: Any, block_bytes: int = BLOCK_BYTES):
+    def __init__(self, model: Any, block_bytes: int | None = None):
         head = model.get_output_embeddings()
         if head is None or getattr(head, "weight", None) is None or head.weight.dim() != 2:
             raise ValueError(f"{type(model).__name__} has no linear output head to apply in float32")
@@ -63,6 +67,8 @@ class Float32Head:
         scale = getattr(model, "logit_scale", None)
         self.multiply = scale if isinstance(scale, (int, float)) else None
         vocab, dim = self.weight.shape
+        if block_bytes is None:
+            block_bytes = GPU_BLOCK_BYTES if self.weight.device.type == "cuda" else BLOCK_BYTES
         self.rows = max(1, block_bytes // (4 * vocab))
         self.vocab_block = vocab if self.weight.dtype.itemsize >= 4 else max(1, block_bytes // (4 * dim))
 
