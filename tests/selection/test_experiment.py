@@ -25,13 +25,20 @@ SAMPLING = SamplingConfig(temperature=1.0, max_new_tokens=8, batch_size=16)
 def test_t_interval_and_table_maths():
     mean, half = t_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)
-    assert t_interval([5.0]) == (5.0, 0.0)
+    mean, half = t_interval([5.0])
+    assert mean == 5.0 and math.isnan(half)  # one seed: no interval, never "± 0.0"
     results = {"random": {0: [0.5, 0.4], 1: [0.6, 0.4]}, "eas": {0: [0.55, 0.5], 1: [0.7, 0.4]}}
     rows = results_table(results, top=2)
     assert rows[0]["random"] == pytest.approx(55.0)
     assert rows[0]["eas"] == pytest.approx(7.5)  # (5 + 10) / 2 points, paired by seed
     assert rows[1]["eas"] == pytest.approx(5.0)
     assert "| 1 | 55.0 ± " in markdown(rows, ["random", "eas"]) and "+7.5" in markdown(rows, ["random", "eas"])
+
+
+def test_a_single_seed_prints_no_interval():
+    results = {"random": {0: [0.5]}, "eas": {0: [0.55]}}
+    table = markdown(results_table(results, top=1), ["random", "eas"])
+    assert "| 1 | 50.0 ± n/a | +5.0 ± n/a |" in table and "± 0.0" not in table
 
 
 def test_evaluate_and_pass_rates_on_a_tiny_model(tiny_dir):

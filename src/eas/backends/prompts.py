@@ -23,6 +23,7 @@ are never added to a prompt; a prompt is continued, not closed.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,10 +48,8 @@ def leading_special_ids(tokenizer: Any) -> list[int]:
         if with_special[start : start + len(plain)] == plain:
             lead = with_special[:start]
             break
-    try:
+    with contextlib.suppress(AttributeError):  # a tokenizer that refuses attributes: recompute next time
         tokenizer._eas_leading_special_ids = tuple(lead)
-    except AttributeError:  # a tokenizer object that refuses attributes: recompute next time
-        pass
     return lead
 
 

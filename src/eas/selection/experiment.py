@@ -254,7 +254,11 @@ def markdown(rows: Sequence[dict[str, Any]], strategies: Sequence[str]) -> str:
 
 
 def experiment_settings(
-    records: Sequence[Record], questions: Sequence[Question], config: ExperimentConfig, model: str, options: ModelOptions
+    records: Sequence[Record],
+    questions: Sequence[Question],
+    config: ExperimentConfig,
+    model: str,
+    options: ModelOptions,
 ) -> dict[str, Any]:
     """What decides an experiment's reusable results (all but ``seeds`` and ``keep_checkpoints``)."""
     settings = asdict(config)

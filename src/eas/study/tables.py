@@ -202,11 +202,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], reference: str = "answer_entr
         cells = []
         for lab in labels:
             r = cell.get((lab, metric))
-            cells.append(
-                "-"
-                if r is None
-                else f"{_fmt(r['pearson_r'])} {ci_text(r)} (n={r['n']})"
-            )
+            cells.append("-" if r is None else f"{_fmt(r['pearson_r'])} {ci_text(r)} (n={r['n']})")
         lines.append(f"| {m.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
