@@ -12,6 +12,7 @@ from eas.selection.builtin_pool import make_pool, make_test
 
 OPTIONS = ["--device", "cpu", "--dtype", "bfloat16", "--trust-remote-code"]
 SAMPLE = ["--max-new-tokens", "4", "--temperature", "1.0"]
+SMALL = ["--strategies", "random", "--budget", "2", "--seeds", "1", "-k", "1", "--epochs", "1", "--batch-size", "1"]
 
 
 def _commands(tmp, model):
@@ -20,18 +21,18 @@ def _commands(tmp, model):
     pool = write_jsonl(tmp / "pool.jsonl", make_pool(4, seed=6, test=test))
     records = write_jsonl(tmp / "r.jsonl", arithmetic_records(4))
     m = ["--model", str(model)]
-    return {
+    commands = {
         "score": ["score", str(records), "--out", str(tmp / "s.jsonl"), *m],
         "sample": ["sample", str(questions), "--out", str(tmp / "samples.jsonl"), "-n", "1", *SAMPLE, *m],
         "study": ["study", str(questions), "--out", str(tmp / "study"), "-n", "2", *SAMPLE, *m],
         "select": ["select", str(pool), "--strategy", "eas", "--budget", "2", "--out", str(tmp / "p.jsonl"), *m],
         "train": ["train", str(records), "--out", str(tmp / "run"), "--max-steps", "1", "--batch-size", "2", *m],
-        "evaluate": ["evaluate", str(model), "--questions", str(questions), "-k", "1", "--out", str(tmp / "e.json")]
-        + SAMPLE,
-        "experiment": ["experiment", "selection", str(pool), "--test", str(questions), "--out", str(tmp / "x")]
-        + ["--strategies", "random", "--budget", "2", "--seeds", "1", "-k", "1", "--epochs", "1", "--batch-size", "1"]
-        + [*SAMPLE, *m],
+        "evaluate": ["evaluate", str(model), "--questions", str(questions), "-k", "1", "--out", str(tmp / "e.json")],
+        "experiment": ["experiment", "selection", str(pool), "--test", str(questions), "--out", str(tmp / "x"), *SMALL],
     }
+    commands["evaluate"] += SAMPLE
+    commands["experiment"] += [*SAMPLE, *m]
+    return commands
 
 
 # what each command loads: the compute dtype for measuring and sampling, float32 master

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from helpers import write_jsonl
 
 from eas.cli import main
 from eas.config import SamplingConfig
-from eas.records import Record
+from eas.records import InputError, Record
 from eas.sampling.questions import Question
 from eas.selection.builtin_pool import make_pool, make_test
 from eas.selection.evaluation import evaluate, load_eval_backend, pool_pass_rates
@@ -105,4 +106,11 @@ def test_experiment_end_to_end_and_resume(tmp_path, tiny_dir):
     stamp = (tmp_path / "eas" / "seed-1" / evals[0]).stat().st_mtime_ns
     again = run_experiment(pool, questions, tmp_path, config, model=str(tiny_dir))  # resumed: nothing redone
     assert json.dumps(again) == json.dumps(rows)  # (NaN != NaN, so compare as text)
+    assert (tmp_path / "eas" / "seed-1" / evals[0]).stat().st_mtime_ns == stamp
+    # other settings never reuse these results: refused, the differences listed, nothing loaded
+    with pytest.raises(InputError) as err:
+        run_experiment(pool, questions, tmp_path, replace(config, budget=3), model=str(tiny_dir))
+    assert "experiment.budget: 4 -> 3" in str(err.value) and "--overwrite" in str(err.value)
+    with pytest.raises(InputError, match="model: "):
+        run_experiment(pool, questions, tmp_path, config, model="embedded")
     assert (tmp_path / "eas" / "seed-1" / evals[0]).stat().st_mtime_ns == stamp
