@@ -317,7 +317,7 @@ def precision(compute_dtype: Any, pure_bf16: bool = False) -> Precision:
             raise ValueError(f"pure bfloat16 weights need the bfloat16 compute dtype, not {name}")
         log.warning(
             "training pure bfloat16 weights (no float32 master copy): updates smaller than about "
-            "0.4 %% of a weight round away; at lr 1e-5 most AdamW steps change nothing"
+            "0.4 % of a weight round away; at lr 1e-5 most AdamW steps change nothing"
         )
         return Precision("bfloat16", bf16=True, fp16=False)
     return Precision("float32", bf16=name == "bfloat16", fp16=name == "float16")
