@@ -85,7 +85,7 @@ def test_bf16_compute_keeps_float32_master_weights_that_take_small_updates(tmp_p
     pure_after = _layer_weights(pure / "checkpoint-5")
     assert {a.dtype for a in pure_after.values()} == {torch.bfloat16}
     pure_changed = _changed_fraction(before, pure_after)
-    # Measured on this model: ~99 % of the layer weights change with master weights, ~14 % in pure bf16.
+    # Measured on this model: 99.96 % of the layer weights change with master weights, 0.58 % in pure bf16.
     assert master_changed > 0.9
     assert pure_changed < 0.5
 
