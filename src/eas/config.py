@@ -179,3 +179,23 @@ class AmortisedConfig:
     min_calibration: int = 8
     folds: int = FOLDS
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How a command loads its models; every load of every command honours them.
+
+    Attributes:
+        device: ``auto`` (cuda if visible, else cpu), ``cpu``, ``cuda``, ``cuda:1``, ...
+        dtype: ``auto`` (bfloat16 on CUDA, float32 elsewhere), ``float32``, ``bfloat16``,
+            ``float16``. For training it is the compute dtype (autocast); the weights
+            stay float32 unless ``TrainConfig.pure_bf16``.
+        trust_remote_code: run a model repository's own code (off by default).
+    """
+
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+
+    def kwargs(self) -> dict[str, object]:
+        return {"device": self.device, "dtype": self.dtype, "trust_remote_code": self.trust_remote_code}

@@ -50,7 +50,7 @@ def test_help(capsys, argv, words):
         (["sample", "Q.jsonl", "--out", "s.csv"], "must be a .jsonl"),
         (["correlate", "PQ.jsonl", "--label", "a", "--label", "b"], "1 files but 2 --label"),
         (["correlate", "Q.jsonl"], "no column answer_entropy"),
-        (["correlate", "PQ.jsonl", "--out", "nowhere"], "output folder does not exist"),
+        (["correlate", "PQ.jsonl", "--out", "Q.jsonl"], "exists and is not a folder"),
         (["plot", "trajectory", "PQ.jsonl", "--id", "zz", "--out", "f.png"], "no row with id 'zz'"),
         (["plot", "trajectory", "PQ.jsonl", "--id", "a", "--out", "f.jpg"], "must be a .png"),
     ],
@@ -79,6 +79,13 @@ def _per_question(scale):
         }
         for i, (h, e) in enumerate(zip(ref, eas, strict=True))
     ]
+
+
+def test_correlate_creates_its_output_folder(tmp_path):
+    pq = write_jsonl(tmp_path / "PQ.jsonl", _per_question(1.0))
+    out = tmp_path / "not" / "yet"
+    assert main(["-q", "correlate", str(pq), "--out", str(out)]) == 0
+    assert (out / "correlations.csv").is_file() and (out / "correlations.md").is_file()
 
 
 def test_correlate_two_files_into_one_table(tmp_path, capsys):

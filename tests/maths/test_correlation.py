@@ -83,3 +83,62 @@ def test_prr_oracle_is_one_and_reverse_is_negative():
     assert prr(1 - q, q) == pytest.approx(1.0)
     assert prr(q, q) < 0
     assert math.isnan(prr([1, 2, 3], [1, 1, 1]))
+
+
+def _degenerate_resamples(x, y, n_resamples, seed):
+    """How many paired resamples (drawn as percentile_ci draws them) have a constant side."""
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(n_resamples, len(x)))
+    xs, ys = np.asarray(x, float)[idx], np.asarray(y, float)[idx]
+    return int((np.ptp(xs, axis=1) == 0).__or__(np.ptp(ys, axis=1) == 0).sum())
+
+
+def test_degenerate_resamples_are_dropped_and_counted_not_voiding_the_interval():
+    # n = 8 with one outlying metric value: a resample without it has a constant metric
+    # (r undefined), about (7/8)^8 = 34 % of them; the interval used to be [n/a, n/a].
+    x = [0, 0, 0, 0, 0, 0, 0, 1]
+    y = [0.1, 0.5, 0.2, 0.9, 0.4, 0.3, 0.6, 1.4]
+    c = correlate(x, y, n_resamples=2000, seed=0)
+    assert math.isfinite(c.ci_low) and math.isfinite(c.ci_high) and c.ci_low <= c.ci_high
+    assert c.ci_dropped == _degenerate_resamples(x, y, 2000, 0) > 400
+    assert c.ci_note == ""
+
+
+def test_the_interval_is_na_with_its_reason_below_four_questions():
+    c = correlate([1, 2, 3], [1, 3, 2], n_resamples=100)
+    assert math.isfinite(c.pearson_r) and math.isnan(c.ci_low) and math.isnan(c.ci_high)
+    assert c.ci_note == "n = 3 < 4"
+    assert correlate([1, 1, 1, 1], [1, 2, 3, 4]).ci_note == "constant values"
+
+
+def _stable_prr(u, q):
+    """LM-Polygraph's PRR: a stable sort, so tied rows are rejected in input order."""
+    u, q = np.asarray(u, float), np.asarray(q, float)
+
+    def area(score):
+        kept = q[np.argsort(score, kind="stable")]
+        return np.mean(np.cumsum(kept) / np.arange(1, q.size + 1))
+
+    return (area(u) - q.mean()) / (area(-q) - q.mean())
+
+
+def _prr_over_tie_orders(u, q):
+    """The stable-sort PRR averaged over every order of the rows (brute force: the definition)."""
+    from itertools import permutations
+
+    values = [_stable_prr([u[i] for i in p], [q[i] for i in p]) for p in permutations(range(len(u)))]
+    return float(np.mean(values))
+
+
+def test_prr_does_not_depend_on_the_order_of_tied_rows():
+    u = [0.2, 0.2, 0.2, 0.7, 0.7, 0.1, 0.9]
+    q = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+    expected = _prr_over_tie_orders(u, q)
+    rng = np.random.default_rng(0)
+    assert _stable_prr(u, q) != pytest.approx(expected)  # the input order alone decided it
+    seen = set()
+    for _ in range(20):
+        order = rng.permutation(len(u))
+        value = prr([u[i] for i in order], [q[i] for i in order])
+        assert value == pytest.approx(expected, abs=1e-12)
+        seen.add(round(value, 12))
+    assert len(seen) == 1

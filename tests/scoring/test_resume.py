@@ -101,12 +101,33 @@ def test_other_settings_are_refused_unless_overwrite(tmp_path, tiny_dir):
     src = write_jsonl(tmp_path / "in.jsonl", _records(4))
     out = tmp_path / "s.jsonl"
     assert _run(src, out, tiny_dir).returncode == 0
-    again = _run(src, out, tiny_dir)
-    assert (again.returncode == 0 and "already complete" in again.stderr + again.stdout) or again.returncode == 0
     changed = _run(src, out, tiny_dir, ["--trigger", "The answer is "])
     assert changed.returncode == 2
     assert "other settings" in changed.stderr and "trigger" in changed.stderr
     assert _run(src, out, tiny_dir, ["--trigger", "The answer is ", "--overwrite"]).returncode == 0
+
+
+def test_a_rerun_of_a_finished_run_does_nothing(tmp_path, tiny_dir, monkeypatch, capsys):
+    """Same settings, finished output: no model loaded, the files untouched, 'already complete' said."""
+    import eas.backends.load as load
+    from eas.cli import main
+
+    src = write_jsonl(tmp_path / "in.jsonl", _records(4))
+    out = tmp_path / "s.jsonl"
+    assert _run(src, out, tiny_dir).returncode == 0
+    files = [out, out.with_name("s.jsonl.manifest.json")]
+    before = [(f.stat().st_ino, f.stat().st_mtime_ns, f.read_bytes()) for f in files]
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a finished run loaded a model")
+
+    monkeypatch.setattr(load, "load_backend", no_model)
+    monkeypatch.setattr(load, "load_model", no_model)
+    argv = ["score", str(src), "--out", str(out), "--model", str(tiny_dir), "--batch-tokens", "300"]
+    assert main(argv) == 0
+    assert "already complete" in capsys.readouterr().err
+    assert [(f.stat().st_ino, f.stat().st_mtime_ns, f.read_bytes()) for f in files] == before
+    assert not out.with_name("s.jsonl.parts").exists()
 
 
 def test_duplicate_ids_are_refused_or_deduped(tmp_path, tiny_dir):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from helpers import write_jsonl
 
 from eas.cli import main
 from eas.config import SamplingConfig
-from eas.records import Record
+from eas.records import InputError, Record
 from eas.sampling.questions import Question
 from eas.selection.builtin_pool import make_pool, make_test
 from eas.selection.evaluation import evaluate, load_eval_backend, pool_pass_rates
@@ -25,13 +26,20 @@ SAMPLING = SamplingConfig(temperature=1.0, max_new_tokens=8, batch_size=16)
 def test_t_interval_and_table_maths():
     mean, half = t_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)
-    assert t_interval([5.0]) == (5.0, 0.0)
+    mean, half = t_interval([5.0])
+    assert mean == 5.0 and math.isnan(half)  # one seed: no interval, never "± 0.0"
     results = {"random": {0: [0.5, 0.4], 1: [0.6, 0.4]}, "eas": {0: [0.55, 0.5], 1: [0.7, 0.4]}}
     rows = results_table(results, top=2)
     assert rows[0]["random"] == pytest.approx(55.0)
     assert rows[0]["eas"] == pytest.approx(7.5)  # (5 + 10) / 2 points, paired by seed
     assert rows[1]["eas"] == pytest.approx(5.0)
     assert "| 1 | 55.0 ± " in markdown(rows, ["random", "eas"]) and "+7.5" in markdown(rows, ["random", "eas"])
+
+
+def test_a_single_seed_prints_no_interval():
+    results = {"random": {0: [0.5]}, "eas": {0: [0.55]}}
+    table = markdown(results_table(results, top=1), ["random", "eas"])
+    assert "| 1 | 50.0 ± n/a | +5.0 ± n/a |" in table and "± 0.0" not in table
 
 
 def test_evaluate_and_pass_rates_on_a_tiny_model(tiny_dir):
@@ -98,4 +106,11 @@ def test_experiment_end_to_end_and_resume(tmp_path, tiny_dir):
     stamp = (tmp_path / "eas" / "seed-1" / evals[0]).stat().st_mtime_ns
     again = run_experiment(pool, questions, tmp_path, config, model=str(tiny_dir))  # resumed: nothing redone
     assert json.dumps(again) == json.dumps(rows)  # (NaN != NaN, so compare as text)
+    assert (tmp_path / "eas" / "seed-1" / evals[0]).stat().st_mtime_ns == stamp
+    # other settings never reuse these results: refused, the differences listed, nothing loaded
+    with pytest.raises(InputError) as err:
+        run_experiment(pool, questions, tmp_path, replace(config, budget=3), model=str(tiny_dir))
+    assert "experiment.budget: 4 -> 3" in str(err.value) and "--overwrite" in str(err.value)
+    with pytest.raises(InputError, match="model: "):
+        run_experiment(pool, questions, tmp_path, config, model="embedded")
     assert (tmp_path / "eas" / "seed-1" / evals[0]).stat().st_mtime_ns == stamp

@@ -166,3 +166,30 @@ def test_study_config_checks():
         StudyConfig(sampling=SamplingConfig(n=2), score_samples=3)
     with pytest.raises(ValueError):
         SamplingConfig(top_p=0)
+
+
+def _sample_rows():
+    """Question q: sample 0 has no boxed answer, samples 1 and 2 have one (graded rows)."""
+    responses = ["I think it is 4.", "So \\boxed{4}.", "So \\boxed{5}.", "\\boxed{}"]
+    return [
+        {"id": f"q/{k}", "question_id": "q", "sample": k, "prompt": "p", "response": text, "answer": "4"}
+        | {"extracted": None if k in (0, 3) else text[-3], "answer_class": k, "correct": k == 1}
+        for k, text in enumerate(responses)
+    ]
+
+
+def test_the_first_sample_with_a_boxed_answer_is_scored_not_sample_0():
+    from eas.study.tables import per_question_rows, samples_to_score
+
+    rows = _sample_rows()
+    assert [r["sample"] for r in samples_to_score(rows, 1)] == [1]
+    assert [r["sample"] for r in samples_to_score(rows, 3)] == [1, 2]  # "\\boxed{}" is empty: unscoreable
+    assert [r["sample"] for r in samples_to_score(rows, 1, first_boxed=False)] == [0]
+    scores = {f"q/{k}": {"id": f"q/{k}", "trajectory": [k], **dict.fromkeys(METRICS, float(k))} for k in (1, 2)}
+    scores["q/0"] = {"id": "q/0", "error": "no \\boxed{...} final answer"}
+    question = [Question("q", "What is 2 + 2?", "4")]
+    row = per_question_rows(question, rows, scores, 1)[0]
+    assert (row["scored_sample"], row["scored_correct"], row["eas"], row["trajectory"]) == (1, True, 1.0, [1])
+    assert row["sample0_correct"] is False
+    paper = per_question_rows(question, rows, scores, 1, first_boxed=False)[0]
+    assert paper["scored_sample"] == 0 and paper["eas"] is None and paper["scored_samples"] == 0

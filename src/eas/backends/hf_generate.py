@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from eas.backends.prompts import left_padded_batch
 from eas.config import SamplingConfig
 
 
@@ -30,7 +31,7 @@ def generate_samples(
     Args:
         model: a transformers causal LM.
         tokenizer: its tokenizer.
-        prompts: prompt texts (from ``build_prompt``), tokenized with special tokens.
+        prompts: prompt texts (from ``build_prompt``), tokenized as ``eas.backends.prompts.text_prompt_ids``.
         config: sampling settings.
         progress: show a progress bar (samples/s).
         first_batch: index of the first batch, which seeds it (a resumed run continues
@@ -47,8 +48,6 @@ def generate_samples(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(prompts) * config.n, unit="sample", desc="sampling", dynamic_ncols=True)
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # generation continues from the right end of every row
     try:
         for b, start in enumerate(range(0, len(prompts), per_batch), start=first_batch):
             group = list(prompts[start : start + per_batch])
@@ -58,7 +57,6 @@ def generate_samples(
             if bar is not None:
                 bar.update(len(texts))
     finally:
-        tokenizer.padding_side = side
         if bar is not None:
             bar.close()
     return out
@@ -108,8 +106,8 @@ def _generate_group(
     import torch
 
     device = next(model.parameters()).device
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=True)
-    ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)  # (q, L), left-padded
+    ids, mask = left_padded_batch(tokenizer, prompts)  # (q, L): the prompt ids every command uses
+    ids, mask = ids.to(device), mask.to(device)
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # pads get position 0 and are masked out
     # transformers 5.x names the cache argument `cache`, 4.x `past_key_values`.
     cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

@@ -10,7 +10,14 @@ from eas.config import EASConfig, SamplingConfig, ServerConfig
 EXIT_OK, EXIT_USAGE, EXIT_SKIPPED = 0, 2, 3
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+DTYPE_HELP = "weights and activations (default: float32 on CPU, bfloat16 on GPU); entropies are always float32"
+TRAIN_DTYPE_HELP = (
+    "the compute dtype of training (autocast; default: bfloat16 on GPU, float32 on CPU); the weights and "
+    "optimizer state stay float32 (master weights) unless --pure-bf16"
+)
+
+
+def add_model_args(p: argparse.ArgumentParser, dtype_help: str = DTYPE_HELP) -> None:
     g = p.add_argument_group("model")
     g.add_argument(
         "--model",
@@ -24,7 +31,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--dtype",
         default="auto",
         choices=["auto", "float32", "bfloat16", "float16"],
-        help="weights and activations (default: float32 on CPU, bfloat16 on GPU); entropies are always float32",
+        help=dtype_help,
     )
     g.add_argument(
         "--trust-remote-code", action="store_true", help="run the model repository's own code (off by default)"
@@ -127,6 +134,13 @@ def add_stride_args(g: Any) -> None:
         default=EASConfig.probe_seed,
         help="seed of the positions --probe-stride draws, with the record id (default %(default)s)",
     )
+
+
+def model_options(args: argparse.Namespace) -> Any:
+    """The ``ModelOptions`` named by the options of ``add_model_args``."""
+    from eas.config import ModelOptions
+
+    return ModelOptions(device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
 
 
 def fields_from_args(args: argparse.Namespace) -> Any:

@@ -8,7 +8,16 @@ import logging
 import time
 from pathlib import Path
 
-from eas.cli.common import EXIT_OK, UsageError, add_model_args, add_sampling_args, model_load_error, sampling_from_args
+from eas.cli.common import (
+    EXIT_OK,
+    TRAIN_DTYPE_HELP,
+    UsageError,
+    add_model_args,
+    add_sampling_args,
+    model_load_error,
+    model_options,
+    sampling_from_args,
+)
 
 log = logging.getLogger("eas")
 
@@ -27,6 +36,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, help="results JSON (Avg Pass@1 and per-question pass rates)")
     e.add_argument("--device", default="auto")
     e.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    e.add_argument(
+        "--trust-remote-code", action="store_true", help="run the model repository's own code (off by default)"
+    )
     add_sampling_args(e.add_argument_group("sampling"), max_new_tokens=256)
     e.set_defaults(func=cmd_evaluate)
 
@@ -62,7 +74,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "default: deleted once evaluated",
     )
     s.add_argument("--out", required=True, help="experiment folder")
-    add_model_args(s)
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again when --out holds results made with other settings (default: refuse, listing them)",
+    )
+    add_model_args(s, dtype_help=TRAIN_DTYPE_HELP + "; also the dtype of scoring and evaluation")
     add_sampling_args(s.add_argument_group("sampling"), max_new_tokens=256)
     s.set_defaults(func=cmd_experiment)
 
@@ -80,7 +97,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results = {}
     for target in targets:
         try:
-            backend = load_eval_backend(target, device=args.device, dtype=args.dtype)
+            backend = load_eval_backend(
+                target, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code
+            )
         except (OSError, ValueError) as exc:
             raise model_load_error(target, exc) from None
         result = evaluate(backend, questions, args.k, sampling_from_args(args), progress=not args.quiet)
@@ -133,7 +152,16 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     started = time.monotonic()
-    rows = run_experiment(pool, questions, out, config, model=args.model, progress=not args.quiet)
+    rows = run_experiment(
+        pool,
+        questions,
+        out,
+        config,
+        model=args.model,
+        progress=not args.quiet,
+        options=model_options(args),
+        overwrite=args.overwrite,
+    )
     wall_s = time.monotonic() - started
     print(markdown(rows, config.strategies))
     print(f"wall time: {wall_s:.0f} s ({wall_s / 60:.1f} min)")

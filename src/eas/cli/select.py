@@ -8,6 +8,7 @@ from typing import Any
 
 from eas.cli.common import (
     EXIT_OK,
+    TRAIN_DTYPE_HELP,
     UsageError,
     add_field_args,
     add_model_args,
@@ -80,7 +81,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--val-fraction", type=float, default=0.1, help="share of the records held out (at least one)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    add_model_args(t)
+    t.add_argument(
+        "--pure-bf16",
+        action="store_true",
+        help="train bfloat16 weights without float32 master weights (less memory; at lr 1e-5 most updates round "
+        "away, a warning says so); needs --dtype bfloat16 or auto on a GPU",
+    )
+    add_model_args(t, dtype_help=TRAIN_DTYPE_HELP)
     add_field_args(t)
     t.set_defaults(func=cmd_train)
 
@@ -162,6 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             val_fraction=args.val_fraction,
             lora=args.lora,
             activation_checkpointing=args.activation_checkpointing,
+            pure_bf16=args.pure_bf16,
             seed=args.seed,
         )
         result = train(
@@ -173,6 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             device=args.device,
             dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code,
             progress=not args.quiet,
         )
     except ValueError as exc:

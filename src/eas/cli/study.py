@@ -164,6 +164,7 @@ def cmd_study(args: argparse.Namespace) -> int:
             eas=EASConfig(trigger=args.trigger, probe_stride=args.probe_stride, probe_seed=args.probe_seed),
             extract=_extract_modes(args.extract),
             score_samples=args.score_samples,
+            first_boxed=not args.sample0,
             alpha=args.alpha,
             verify_timeout_s=args.verify_timeout,
             label=args.label or Path(args.questions).stem,
@@ -204,25 +205,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_correlate(args: argparse.Namespace) -> int:
     _require_study_extra()
-    from eas.storage.files import read_table
-    from eas.study.tables import correlation_rows, detail_table, markdown_table, write_correlations_csv
+    from eas.study.tables import correlate_files
 
     labels = args.label or [Path(f).parent.name or Path(f).stem for f in args.files]
     if len(labels) != len(args.files):
         raise UsageError(f"{len(args.files)} files but {len(labels)} --label values (give one per file, in order)")
     out = Path(args.out)
-    if not out.is_dir():
-        raise UsageError(f"{out}: output folder does not exist")
-    rows = []
-    for path, label in zip(args.files, labels, strict=True):
-        table = read_table(path)
-        missing = [c for c in (args.reference, "id") if not any(c in r for r in table)]
-        if missing:
-            raise UsageError(f"{path}: no column {', '.join(missing)} (is it a per_question.jsonl?)")
-        rows += correlation_rows(table, args.reference, label, args.bootstrap_resamples, args.seed)
-    write_correlations_csv(rows, out / "correlations.csv")
-    text = markdown_table(rows, args.reference) + "\n" + detail_table(rows)
-    (out / "correlations.md").write_text(text, encoding="utf-8")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder")
+    text = correlate_files(args.files, labels, args.reference, out, args.bootstrap_resamples, args.seed)
     print(text)
     log.info("wrote %s and %s", out / "correlations.csv", out / "correlations.md")
     return EXIT_OK
@@ -290,7 +281,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_sampling_args(p)
     g = p.add_argument_group("study")
     g.add_argument(
-        "--score-samples", type=int, default=1, metavar="K", help="average the metrics over the first K samples"
+        "--score-samples",
+        type=int,
+        default=1,
+        metavar="K",
+        help="average the metrics over the first K samples that have a boxed answer (default 1)",
+    )
+    g.add_argument(
+        "--sample0",
+        action="store_true",
+        help="score the first K samples whatever they hold, as the paper (a question whose sample 0 has no boxed "
+        "answer then drops out); default: the first K with a boxed answer",
     )
     g.add_argument("--trigger", default="\\boxed{", help="answer-forcing suffix of every probe (default: \\boxed{)")
     g.add_argument("--alpha", type=float, default=0.5, help="decay exponent of Fig. 3's decayed cumulative probability")
@@ -308,7 +309,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", help="per_question.jsonl files (from eas study)")
     p.add_argument("--label", action="append", help="column name of each file, in order (repeat the option)")
     p.add_argument("--reference", choices=["answer_entropy", "correctness_entropy"], default="answer_entropy")
-    p.add_argument("--out", default=".", help="output folder (default: current folder)")
+    p.add_argument("--out", default=".", help="output folder, created if missing (default: current folder)")
     p.add_argument("--bootstrap-resamples", type=int, default=2000, help="resamples of the bootstrap CI")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.set_defaults(func=cmd_correlate)

@@ -1,15 +1,19 @@
 """How well a single-pass metric tracks a reference uncertainty: pure statistics.
 
 * ``correlate``: Pearson r and its p-value, Spearman rho, a seeded 95 % bootstrap
-  confidence interval for r (``scipy.stats.bootstrap``, paired resampling, BCa with a
-  percentile fallback when BCa is undefined), and n.
+  confidence interval for r (``scipy.stats.bootstrap``, paired resampling, BCa; when
+  some resamples are degenerate, the percentile interval of the others, with their
+  count; n/a with the reason when n < 4), and n.
 * ``auroc``: area under the ROC curve of a metric used to predict that an answer is wrong
   (higher metric = more uncertain = predicted wrong); ties count one half.
 * ``prr``: prediction-rejection ratio as LM-Polygraph reports it. The prediction-rejection
   area (PRA) is the mean, over rejection levels r = 0 .. n-1, of the mean quality of the
   n - r least uncertain samples; PRR = (PRA - PRA_random) / (PRA_oracle - PRA_random),
   where the oracle rejects the worst samples first. **(ours)** PRA_random is its exact
-  expectation, the mean quality, instead of LM-Polygraph's average over 1,000 shuffles.
+  expectation, the mean quality, instead of LM-Polygraph's average over 1,000 shuffles;
+  **(ours)** samples with tied uncertainty are rejected in random order and PRA is the
+  expectation over those orders (LM-Polygraph's stable sort keeps the input order, so
+  its PRR depends on the row order), in the spirit of AUROC's one half for ties.
 
 Pairs where either value is missing (None or NaN) are dropped before anything is computed.
 """
@@ -37,6 +41,8 @@ class Correlation:
     ci_high: float
     spearman_rho: float
     spearman_p: float
+    ci_dropped: int = 0  # degenerate bootstrap resamples left out of the interval
+    ci_note: str = ""  # why the interval is n/a
 
     def row(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -61,37 +67,70 @@ def _pearson_along(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.where(den > 0, (xm * ym).sum(axis=axis) / np.where(den > 0, den, 1.0), NAN)
 
 
+MIN_BOOTSTRAP_N = 4
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """A bootstrap interval; ``dropped`` resamples were degenerate; ``note`` says why it is n/a."""
+
+    low: float
+    high: float
+    dropped: int = 0
+    note: str = ""
+
+
 def bootstrap_ci(
     x: np.ndarray, y: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
+) -> BootstrapCI:
     """Bootstrap confidence interval of Pearson r (paired resampling of questions).
 
-    BCa when scipy can compute it, else the percentile interval; NaNs when n < 3 or the
-    data are constant.
+    BCa (``scipy.stats.bootstrap``) when every resample has a defined r. With few
+    questions some resamples draw a constant metric or reference (r undefined), which
+    voids scipy's interval; then **(ours)** those resamples are dropped and counted
+    (``dropped``) and the percentile interval of the others is reported. n/a (with the
+    reason in ``note``) when n < 4 or the data are constant.
     """
-    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return NAN, NAN
+    n = int(x.size)
+    if n < MIN_BOOTSTRAP_N:
+        return BootstrapCI(NAN, NAN, note=f"n = {n} < {MIN_BOOTSTRAP_N}")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return BootstrapCI(NAN, NAN, note="constant values")
     import warnings
 
     from scipy import stats
 
-    for method in ("BCa", "percentile"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = stats.bootstrap(
-                (x, y),
-                _pearson_along,
-                paired=True,
-                vectorized=True,
-                confidence_level=confidence,
-                n_resamples=n_resamples,
-                method=method,
-                rng=np.random.default_rng(seed),
-            )
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        if math.isfinite(lo) and math.isfinite(hi):
-            return lo, hi
-    return NAN, NAN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(
+            (x, y),
+            _pearson_along,
+            paired=True,
+            vectorized=True,
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            method="BCa",
+            rng=np.random.default_rng(seed),
+        )
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if math.isfinite(lo) and math.isfinite(hi):
+        return BootstrapCI(lo, hi)
+    return percentile_ci(x, y, confidence, n_resamples, seed)
+
+
+def percentile_ci(
+    x: np.ndarray, y: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> BootstrapCI:
+    """Percentile bootstrap interval of Pearson r over the resamples where r is defined."""
+    idx = np.random.default_rng(seed).integers(0, x.size, size=(n_resamples, x.size))
+    r = _pearson_along(x[idx], y[idx])
+    finite = r[np.isfinite(r)]
+    dropped = int(n_resamples - finite.size)
+    if finite.size == 0:
+        return BootstrapCI(NAN, NAN, dropped, "every resample degenerate")
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(finite, [tail, 100 - tail])
+    return BootstrapCI(float(lo), float(hi), dropped)
 
 
 def pearson(x: Sequence[Any], y: Sequence[Any]) -> tuple[float, float]:
@@ -131,13 +170,24 @@ def correlate(
     xs, ys = finite_pairs(x, y)
     n = int(xs.size)
     if n < 2 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
-        return Correlation(n, NAN, NAN, NAN, NAN, NAN, NAN)
+        note = f"n = {n}" if n < 2 else "constant values"
+        return Correlation(n, NAN, NAN, NAN, NAN, NAN, NAN, ci_note=note)
     from scipy import stats
 
     pr = stats.pearsonr(xs, ys)
     sr = stats.spearmanr(xs, ys)
-    lo, hi = bootstrap_ci(xs, ys, confidence, n_resamples, seed)
-    return Correlation(n, float(pr.statistic), float(pr.pvalue), lo, hi, float(sr.statistic), float(sr.pvalue))
+    ci = bootstrap_ci(xs, ys, confidence, n_resamples, seed)
+    return Correlation(
+        n,
+        float(pr.statistic),
+        float(pr.pvalue),
+        ci.low,
+        ci.high,
+        float(sr.statistic),
+        float(sr.pvalue),
+        ci.dropped,
+        ci.note,
+    )
 
 
 def auroc(scores: Sequence[Any], positive: Sequence[Any]) -> float:
@@ -163,9 +213,18 @@ def auroc(scores: Sequence[Any], positive: Sequence[Any]) -> float:
 
 
 def _rejection_area(uncertainty: np.ndarray, quality: np.ndarray) -> float:
-    """Mean over rejection levels of the mean quality of the samples kept."""
+    """Mean over rejection levels of the mean quality of the samples kept.
+
+    Samples with equal uncertainty are rejected in a random order; the area is its
+    expectation over those orders, so the order of the input rows does not matter. The
+    kept mean at each level is linear in the qualities kept, so the expectation replaces
+    every quality of a tie group by the group's mean quality.
+    """
     order = np.argsort(uncertainty, kind="stable")  # least uncertain first
-    kept_means = np.cumsum(quality[order]) / np.arange(1, quality.size + 1)
+    u, q = uncertainty[order], quality[order]
+    _, group, sizes = np.unique(u, return_inverse=True, return_counts=True)
+    q = np.bincount(group, weights=q)[group] / sizes[group]  # each tie group's mean quality
+    kept_means = np.cumsum(q) / np.arange(1, q.size + 1)
     return float(kept_means.mean())
 
 

@@ -4,8 +4,8 @@
   choice, its options (letters A, B, C, ... in order).
 * Prompt = the tokenizer's chat template over the few-shot examples (user/assistant
   turns) and then the question, rendered to text with the generation prompt. The same
-  text is what the study later scores (tokenized with the tokenizer's special tokens,
-  which for chat templates equals the template's own token ids), so the scored context
+  text is what the study later scores; sampling and scoring both turn it into ids with
+  ``eas.backends.prompts.text_prompt_ids`` (one BOS, never two), so the scored context
   is the sampled one. The decoding loop itself is ``eas.backends.hf_generate``.
 
 Deliberate simplification: a few-shot example is shown only to questions of its own
@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from eas.backends.prompts import has_chat_template, render_chat
 from eas.records import InputError
 
 log = logging.getLogger(__name__)
@@ -150,11 +151,11 @@ def build_prompt(tokenizer: Any, question: Question, fewshot: Sequence[FewShot] 
     Without one: ``Question: ...\\nAnswer: ...`` blocks.
     """
     shots = shots_for(question, fewshot)
-    if getattr(tokenizer, "chat_template", None):
+    if has_chat_template(tokenizer):
         messages = []
         for s in shots:
             messages += [{"role": "user", "content": s.question.text()}, {"role": "assistant", "content": s.solution}]
         messages.append({"role": "user", "content": question.text()})
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return render_chat(tokenizer, messages)
     blocks = [f"Question: {s.question.text()}\nAnswer: {s.solution}\n\n" for s in shots]
     return "".join(blocks) + f"Question: {question.text()}\nAnswer:"

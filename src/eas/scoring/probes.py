@@ -2,10 +2,11 @@
 
 How a record becomes tokens (this decides the numbers):
 
-* prompt ids: the tokenizer's chat template over one user message holding the prompt,
-  with the generation prompt (``add_generation_prompt=True``); with
-  ``use_chat_template=False`` (or a tokenizer without a template) the raw prompt text,
-  tokenized with the tokenizer's special tokens (e.g. a BOS);
+* prompt ids: ``eas.backends.prompts.prompt_ids``, the same for every command: the
+  tokenizer's chat template over one user message holding the prompt, with the
+  generation prompt; with ``use_chat_template=False`` (or a tokenizer without a
+  template) the raw prompt text; either way tokenized without special tokens and the
+  tokenizer's BOS (if it adds one) put in front once;
 * response ids: the response tokenized alone, without special tokens;
 * the model sees prompt ids + response ids;
 * suffix ids: the trigger tokenized alone, then the first L-1 tokens of the answer
@@ -23,6 +24,7 @@ from typing import Any
 
 from eas.answers import last_boxed_span
 from eas.backends.base import EncodedRecord
+from eas.backends.prompts import prompt_ids
 from eas.config import EASConfig
 from eas.maths.stratified import probe_plan, record_seed
 from eas.records import Record, RecordError
@@ -66,15 +68,8 @@ def answer_end_char(response: str, end: str) -> int:
 
 
 def prompt_token_ids(tokenizer: Any, prompt: str, use_chat_template: bool) -> list[int]:
-    """Prompt ids as the model sees them before the response (see module docstring)."""
-    if use_chat_template and getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-        )
-        if isinstance(ids, dict) or hasattr(ids, "keys"):  # BatchEncoding in newer versions
-            ids = ids["input_ids"]
-        return list(ids)
-    return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    """Prompt ids as the model sees them before the response (``eas.backends.prompts``)."""
+    return prompt_ids(tokenizer, prompt, use_chat_template)
 
 
 def encode_record(tokenizer: Any, record: Record, config: EASConfig, max_context: int | None = None) -> EncodedRecord:

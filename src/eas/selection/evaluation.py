@@ -131,8 +131,10 @@ def pool_pass_rates(
     return out
 
 
-def load_eval_backend(path_or_id: str | Path, device: str = "auto", dtype: str = "auto") -> Any:
+def load_eval_backend(
+    path_or_id: str | Path, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False
+) -> Any:
     """A backend for a model id, a model folder or a training checkpoint (LoRA included)."""
     from eas.backends.load import load_backend
 
-    return load_backend(str(path_or_id), device=device, dtype=dtype)
+    return load_backend(str(path_or_id), device=device, dtype=dtype, trust_remote_code=trust_remote_code)

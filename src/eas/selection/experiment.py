@@ -12,7 +12,13 @@ A (strategy, seed)'s checkpoints are deleted once evaluated, unless ``keep_check
 
 Every step leaves its result on disk (``OUT/scores.jsonl``, ``OUT/<strategy>/seed-<s>/``
 with ``picked.jsonl``, the training run and ``eval-<checkpoint>.json``) and is skipped when
-its result is already there, so a killed experiment resumes where it stopped.
+its result is already there, so a killed experiment resumes where it stopped. Those
+results are reused only with the settings that made them: ``OUT/settings.json`` holds
+them with their fingerprint (``eas.storage.stamp``: the model and its load options, the
+pool, the test questions and every setting but ``seeds`` and ``keep_checkpoints``); a
+rerun with other settings is refused with the differences listed (``overwrite``
+removes the old results). Every model load (pool scores, training, evaluation) uses the
+same ``ModelOptions``.
 ``OUT/timings.json`` has the seconds each step took in the last invocation.
 """
 
@@ -23,17 +29,18 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from eas.config import EASConfig, SamplingConfig
+from eas.config import EASConfig, ModelOptions, SamplingConfig
 from eas.records import Record, RecordError
 from eas.sampling.questions import Question
 from eas.selection.strategies import SCORE_COLUMNS, STRATEGY_COLUMNS, select
 from eas.selection.training import TrainConfig
 from eas.storage.inputs import readable_records
-from eas.storage.parts import write_atomic
+from eas.storage.parts import fingerprint, write_atomic
+from eas.storage.stamp import claim_folder
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +131,7 @@ def run_one(
     config: ExperimentConfig,
     out: Path,
     progress: bool,
+    options: ModelOptions | None = None,
 ) -> list[float]:
     """Select, train and evaluate one (strategy, seed); Avg Pass@1 of the top checkpoints.
 
@@ -133,6 +141,7 @@ def run_one(
     from eas.selection.evaluation import evaluate, load_eval_backend
     from eas.selection.training import train
 
+    options = options or ModelOptions()
     run = out / strategy / f"seed-{seed}"
     run.mkdir(parents=True, exist_ok=True)
     chosen = select(strategy, _strategy_scores(strategy, scores), len(records), config.budget, seed)
@@ -160,6 +169,7 @@ def run_one(
             replace(config.train, seed=seed),
             resume=True,
             progress=progress,
+            **options.kwargs(),
         )
         (run / "train" / "done").write_text("")
     best = json.loads(best_file.read_text())[: config.top_checkpoints]
@@ -168,7 +178,7 @@ def run_one(
         name = entry["checkpoint"]
         path = run / f"eval-{name}.json"
         if not path.exists():
-            backend = load_eval_backend(run / "train" / name)
+            backend = load_eval_backend(run / "train" / name, **options.kwargs())
             result = evaluate(backend, questions, config.eval_k, config.eval_sampling, progress=progress)
             write_atomic(path, [json.dumps({**result.summary(), "per_question": result.per_question}) + "\n"])
         results.append(json.loads(path.read_text())["avg_pass_at_1"])
@@ -187,11 +197,11 @@ def _drop_checkpoints(train_dir: Path) -> None:
 
 
 def t_interval(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95 % t-interval (0 for a single value)."""
+    """Mean and the half-width of its 95 % t-interval (NaN for a single value: no interval)."""
     n = len(values)
     mean = sum(values) / n
     if n < 2:
-        return mean, 0.0
+        return mean, float("nan")
     from scipy import stats
 
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
@@ -224,18 +234,43 @@ def results_table(results: dict[str, dict[int, list[float]]], top: int) -> list[
 
 
 def markdown(rows: Sequence[dict[str, Any]], strategies: Sequence[str]) -> str:
-    """The table as markdown: random absolute, others ``+d ± ci`` (n/a: no such checkpoint)."""
+    """The table as markdown: random absolute, others ``+d ± ci``.
+
+    ``n/a`` alone: no such checkpoint; ``± n/a``: one seed, no interval.
+    """
     others = [s for s in strategies if s != "random"]
     lines = ["| ckpt | random | " + " | ".join(others) + " |", "|---|---|" + "---|" * len(others)]
 
     def cell(mean: float, ci: float, sign: str) -> str:
-        return "n/a" if math.isnan(mean) else f"{mean:{sign}.1f} ± {ci:.1f}"
+        if math.isnan(mean):
+            return "n/a"
+        return f"{mean:{sign}.1f} ± " + ("n/a" if math.isnan(ci) else f"{ci:.1f}")
 
     for r in rows:
         cells = [cell(r["random"], r["random_ci"], "")]
         cells += [cell(r[s], r[s + "_ci"], "+") for s in others]
         lines.append(f"| {r['checkpoint']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def experiment_settings(
+    records: Sequence[Record],
+    questions: Sequence[Question],
+    config: ExperimentConfig,
+    model: str,
+    options: ModelOptions,
+) -> dict[str, Any]:
+    """What decides an experiment's reusable results (all but ``seeds`` and ``keep_checkpoints``)."""
+    settings = asdict(config)
+    for free in ("seeds", "keep_checkpoints"):  # more seeds extend a run; keeping files changes no number
+        settings.pop(free)
+    return {
+        "model": model,
+        "model_options": asdict(options),
+        "experiment": settings,
+        "pool": fingerprint([[r.id, r.prompt, r.response, r.answer] for r in records]),
+        "test": fingerprint([[q.id, q.question, q.answer, q.choices] for q in questions]),
+    }
 
 
 def run_experiment(
@@ -245,22 +280,35 @@ def run_experiment(
     config: ExperimentConfig,
     model: str = "embedded",
     progress: bool = False,
+    options: ModelOptions | None = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run (or resume) the whole experiment; writes table.md/.csv, results.json, timings.json, a chart."""
-    from eas.backends.load import load_backend
+    """Run (or resume) the whole experiment; writes table.md/.csv, results.json, timings.json, a chart.
 
+    Args:
+        options: device, dtype and trust_remote_code of every model load.
+        overwrite: start again when ``out_dir`` holds results made with other settings
+            (else ``InputError``).
+    """
+    from eas.backends.load import load_backend
+    from eas.selection.strategies import STRATEGIES
+
+    options = options or ModelOptions()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     records = readable_records(pool, "the pool")
+    results_made = ["scores.jsonl", "results.json", "table.md", "table.csv", "table.png", "timings.json", *STRATEGIES]
+    claim_folder(out, experiment_settings(records, questions, config, model, options), results_made, overwrite)
     started = time.monotonic()
-    scores = pool_scores(records, load_backend(model), config, out, progress)
+    scores = pool_scores(records, load_backend(model, **options.kwargs()), config, out, progress)
     timings: dict[str, Any] = {"pool_scores_s": time.monotonic() - started, "runs_s": {}}
     results: dict[str, dict[int, list[float]]] = {s: {} for s in config.strategies}
     for seed in range(config.seeds):
         for strategy in config.strategies:
             log.info("seed %d, strategy %s", seed, strategy)
             t0 = time.monotonic()
-            results[strategy][seed] = run_one(strategy, seed, records, scores, questions, model, config, out, progress)
+            results[strategy][seed] = run_one(
+                strategy, seed, records, scores, questions, model, config, out, progress, options
+            )
             timings["runs_s"][f"{strategy}/seed-{seed}"] = time.monotonic() - t0
     rows = results_table(results, config.top_checkpoints)
     (out / "table.md").write_text(markdown(rows, config.strategies))

@@ -1,8 +1,9 @@
 """Supervised fine-tuning of a student on (prompt, response) records, with TRL.
 
 The records are rendered exactly as ``eas score`` reads them: the prompt as one user
-message in the model's chat template, the response as the assistant's reply; the loss
-is on the response tokens only (TRL's prompt-completion format). A deterministic slice
+message in the model's chat template (its ids from ``eas.backends.prompts``, the same
+for every command), the response as the assistant's reply; the loss is on the response
+tokens only (pre-tokenized ``input_ids`` + ``completion_mask`` rows for TRL). A deterministic slice
 of the records (``val_fraction``, at least one) is held out for the validation loss.
 
 Checkpoints are written every ``save_steps`` steps; after each one, only the
@@ -48,6 +49,7 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     activation_checkpointing: bool = True  # TRL's default: memory for compute
+    pure_bf16: bool = False  # bfloat16 weights, no float32 master copy (most small updates round away)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -83,6 +85,35 @@ def to_conversations(records: Sequence[Record]) -> list[dict[str, Any]]:
         }
         for r in records
     ]
+
+
+def tokenized_examples(records: Sequence[Record], tokenizer: Any) -> list[dict[str, list[int]]]:
+    """Pre-tokenized rows for TRL: ``input_ids`` and ``completion_mask`` (1 on the response).
+
+    The prompt ids are ``eas.backends.prompts.prompt_ids``, exactly what ``eas score``,
+    ``sample``, ``study`` and ``evaluate`` feed the model. The completion is what the
+    chat template writes after the prompt for the assistant's reply (the response and
+    the template's end of turn), tokenized without special tokens; a template that does
+    not render the prompt as a prefix of the whole conversation (or no template) gets
+    the response followed by the EOS token.
+    """
+    from eas.backends.prompts import has_chat_template, prompt_ids, render_prompt
+
+    rows = []
+    for r in records:
+        ids = prompt_ids(tokenizer, r.prompt)
+        prompt_text = render_prompt(tokenizer, r.prompt)
+        completion_text = None
+        if has_chat_template(tokenizer):
+            turns = to_conversations([r])[0]
+            full = tokenizer.apply_chat_template(turns["prompt"] + turns["completion"], tokenize=False)
+            if full.startswith(prompt_text):
+                completion_text = full[len(prompt_text) :]
+        if completion_text is None:
+            completion_text = r.response + (tokenizer.eos_token or "")
+        completion = list(tokenizer(completion_text, add_special_tokens=False)["input_ids"])
+        rows.append({"input_ids": ids + completion, "completion_mask": [0] * len(ids) + [1] * len(completion)})
+    return rows
 
 
 def split_validation(records: Sequence[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
@@ -154,6 +185,7 @@ def train(
     resume: bool = False,
     device: str = "auto",
     dtype: str = "auto",
+    trust_remote_code: bool = False,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
@@ -166,7 +198,14 @@ def train(
         tokenizer: needed when ``model`` is an object.
         config: hyper-parameters.
         resume: continue from the newest checkpoint in ``out_dir`` (a fresh start if none).
-        device, dtype: as for scoring (``auto``: cuda + bfloat16 when there is a GPU).
+        device: as for scoring (``auto``: cuda when there is a GPU).
+        dtype: the **compute** dtype (``auto``: bfloat16 on CUDA, float32 elsewhere). The
+            weights and the optimizer state stay float32 (master weights) and the forward
+            and backward passes run under autocast in ``dtype``, as the transformers
+            Trainer does for a float32 model with ``bf16=True``/``fp16=True``. Only
+            ``config.pure_bf16`` trains bfloat16 weights (with a warning: at lr 1e-5 most
+            AdamW updates are smaller than bfloat16's spacing and round away).
+        trust_remote_code: as for every model load.
         progress: the trainer's progress bar and the loss printed (off: ``train_log.jsonl`` only).
         callbacks: more ``transformers.TrainerCallback`` objects.
     """
@@ -181,9 +220,17 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
+    compute = precision(resolve_dtype(dtype, device), config.pure_bf16)
     if isinstance(model, str):
-        model, tokenizer = load_model(model, device=device, dtype=dtype, attn_implementation=None)
+        model, tokenizer = load_model(
+            model,
+            device=device,
+            dtype=compute.weights,
+            trust_remote_code=trust_remote_code,
+            attn_implementation=None,
+        )
+    elif not config.pure_bf16 and next(model.parameters()).dtype != _torch_dtype(compute.weights):
+        model = model.to(_torch_dtype(compute.weights))  # float32 master weights
     if tokenizer is None:
         raise ValueError("pass the tokenizer with a model object")
     train_recs, val_recs = split_validation(records, config.val_fraction, config.seed)
@@ -215,7 +262,8 @@ def train(
         logging_steps=1,
         report_to=[],
         seed=config.seed,
-        bf16=torch_dtype.is_floating_point and str(torch_dtype) == "torch.bfloat16",
+        bf16=compute.bf16,
+        fp16=compute.fp16,
         use_cpu=device == "cpu",
         disable_tqdm=not progress,
         save_only_model=False,
@@ -223,8 +271,8 @@ def train(
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(to_conversations(train_recs)),
-        eval_dataset=Dataset.from_list(to_conversations(val_recs)),
+        train_dataset=Dataset.from_list(tokenized_examples(train_recs, tokenizer)),
+        eval_dataset=Dataset.from_list(tokenized_examples(val_recs, tokenizer)),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[*_callbacks(out_dir, config.keep_best), *callbacks],
@@ -244,6 +292,41 @@ def train(
         else []
     )
     return TrainResult(out_dir, [(b["checkpoint"], b["eval_loss"]) for b in best], trainer.state.global_step)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a run trains: the dtype of the weights and the Trainer's autocast flags."""
+
+    weights: str  # "float32" (master weights) or "bfloat16" (pure bf16)
+    bf16: bool
+    fp16: bool
+
+
+def precision(compute_dtype: Any, pure_bf16: bool = False) -> Precision:
+    """Float32 weights with autocast in ``compute_dtype``; bfloat16 weights only if ``pure_bf16``.
+
+    Example:
+        >>> import torch
+        >>> precision(torch.bfloat16)
+        Precision(weights='float32', bf16=True, fp16=False)
+    """
+    name = str(compute_dtype).removeprefix("torch.")
+    if pure_bf16:
+        if name != "bfloat16":
+            raise ValueError(f"pure bfloat16 weights need the bfloat16 compute dtype, not {name}")
+        log.warning(
+            "training pure bfloat16 weights (no float32 master copy): updates smaller than about "
+            "0.4 % of a weight round away; at lr 1e-5 most AdamW steps change nothing"
+        )
+        return Precision("bfloat16", bf16=True, fp16=False)
+    return Precision("float32", bf16=name == "bfloat16", fp16=name == "float16")
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    return getattr(torch, name)
 
 
 def _renamed(name: str, old_name: str, value: Any) -> dict[str, Any]:

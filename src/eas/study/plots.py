@@ -229,7 +229,7 @@ def selection_bars(rows: Sequence[Mapping[str, Any]], strategies: Sequence[str])
     x = np.arange(len(others))
     for i, row in enumerate(rows):
         means = [row[s] for s in others]
-        errs = [row[f"{s}_ci"] for s in others]
+        errs = [0.0 if math.isnan(row[f"{s}_ci"]) else row[f"{s}_ci"] for s in others]  # one seed: no bar
         ax.bar(x + i * width, means, width, yerr=errs, capsize=3, label=f"checkpoint {row['checkpoint']}")
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xticks(x + width * (len(rows) - 1) / 2, others)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from eas.maths.metrics import metric_label
-from eas.study.tables import detail_table, markdown_table
+from eas.study.tables import ci_text, detail_table, markdown_table
 
 N_EXTREMES = 5
 FIGURE_TITLES = {
@@ -65,6 +65,7 @@ def _summary(table: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {
         "questions": str(n),
         "questions with a scored response": str(scored),
+        "questions that drop out (no scoreable sample)": str(n - scored),
         "mean pass rate": _num(mean("pass_rate")),
         "mean answer entropy (bits)": _num(mean("answer_entropy")),
         "sample 0 correct": f"{sum(1 for r in table if r.get('sample0_correct'))} / {n}",
@@ -126,7 +127,7 @@ def _corr_html(correlations: Sequence[Mapping[str, Any]]) -> str:
             r["n"],
             _num(r["pearson_r"], 3),
             "n/a" if not math.isfinite(r["pearson_p"]) else f"{r['pearson_p']:.1e}",
-            f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]",
+            ci_text(r),
             _num(r["spearman_rho"], 3),
             _num(r["auroc"], 3),
             _num(r["prr"], 3),

@@ -2,14 +2,16 @@
 
 Pipeline, per question: N samples (``eas.sampling.questions``) -> final answers, equivalence
 classes, answer entropy, correctness entropy, pass rate (``eas.answers``) -> the
-single-pass metrics of sample 0, or the mean over the first k samples
-(``eas.scoring.score.score_records`` on the exact sampled context) -> across questions, each
+single-pass metrics of the first sample with a boxed answer, or the mean over the first
+k such samples (``eas.scoring.score.score_records`` on the exact sampled context) -> across questions, each
 metric's correlation with the reference uncertainty (``eas.maths.correlation``) -> figures
 (``eas.study.plots``) and a report (``eas.study.report``).
 
-**(ours)** A scored sample without a final ``\\boxed{...}`` cannot be scored (x_T is
-undefined); its question then has no metric values (or the mean over the scoreable ones
-of the first k) and drops out of the correlations, which report their n.
+**(ours)** A sample without a final ``\\boxed{...}`` cannot be scored (x_T is undefined),
+so by default the study scores the first sample of each question that has one
+(``first_boxed``; off: sample 0, as the paper); a question with no such sample has no
+metric values and drops out of the correlations, which report their n; the count is
+logged and written to ``settings.json`` (``questions_without_scores``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from eas.records import Record
 from eas.sampling.questions import FewShot, Question
 from eas.sampling.sample import grade_samples, sample_questions
 from eas.storage.files import write_rows
-from eas.study.tables import REFERENCES, correlation_rows, per_question_rows, write_correlations_csv
+from eas.study.tables import (
+    REFERENCES,
+    correlation_rows,
+    per_question_rows,
+    samples_to_score,
+    write_correlations_csv,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +52,10 @@ class StudyConfig:
             keeps trajectories (not under a probe stride > 1: then EAS is estimated and
             the trajectory and option figures are left out).
         extract: answer extraction modes, tried in order.
-        score_samples: k; the metrics of a question are the mean over its first k samples.
+        score_samples: k; the metrics of a question are the mean over k of its samples.
+        first_boxed: score the first k samples that have a boxed final answer (default);
+            off: the first k samples, so a question whose sample 0 has no boxed answer
+            drops out (the paper's "sample 0").
         alpha: decay exponent of Fig. 3.
         verify_timeout_s: time limit of each math-verify parse/comparison.
         bootstrap_resamples: resamples of the bootstrap CI of r.
@@ -55,6 +66,7 @@ class StudyConfig:
     eas: EASConfig = field(default_factory=EASConfig)
     extract: tuple[str, ...] = ("boxed",)
     score_samples: int = 1
+    first_boxed: bool = True
     alpha: float = 0.5
     verify_timeout_s: int = 5
     bootstrap_resamples: int = 2000
@@ -75,13 +87,17 @@ def score_samples(
     config: StudyConfig,
     progress: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Score the first ``k`` samples of every question; result rows (or errors) by sample id.
+    """Score the chosen samples of every question (``samples_to_score``); rows (or errors) by sample id.
 
     Multiple-choice samples also track their option letters (``option_probs``).
     """
     from eas.scoring.score import ScoreError, score_records
 
-    chosen = [r for r in samples if r["sample"] < config.score_samples]
+    first_boxed = config.first_boxed and config.eas.end == "answer"
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in samples:
+        groups.setdefault(str(r["question_id"]), []).append(r)
+    chosen = [r for rows in groups.values() for r in samples_to_score(rows, config.score_samples, first_boxed)]
     by_letters: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in chosen:
         letters = tuple("ABCDEFGHIJ"[: len(r["choices"])]) if r.get("choices") else ()
@@ -136,9 +152,13 @@ def run_study(
     matcher = AnswerMatcher(config.verify_timeout_s)
     graded = grade_samples(questions, samples, config.extract, matcher)
     write_rows(graded, out / "samples.jsonl")
-    stage(f"scoring the first {config.score_samples} sample(s) of every question")
+    which = "with a boxed answer " if config.first_boxed else ""
+    stage(f"scoring the first {config.score_samples} sample(s) {which}of every question")
     scores = score_samples(graded, backend, config, progress)
-    table = per_question_rows(questions, graded, scores, config.score_samples)
+    first_boxed = config.first_boxed and config.eas.end == "answer"
+    table = per_question_rows(questions, graded, scores, config.score_samples, first_boxed)
+    dropped = sum(1 for r in table if not r["scored_samples"])
+    log.info("%d of %d questions have no scored sample and drop out of the correlations", dropped, len(table))
     write_rows(table, out / "per_question.jsonl")
     corr = [
         row
@@ -155,6 +175,8 @@ def run_study(
         "sampling": asdict(config.sampling),
         "extract": list(config.extract),
         "score_samples": config.score_samples,
+        "scored_samples": "first with a boxed answer" if first_boxed else "first",
+        "questions_without_scores": dropped,
         "trigger": config.eas.trigger,
         "answer_prefix_tokens": config.eas.answer_prefix_tokens,
         "probe_stride": config.eas.probe_stride,

@@ -33,6 +33,8 @@ CORRELATION_COLUMNS = (
     "pearson_p",
     "ci_low",
     "ci_high",
+    "ci_dropped",
+    "ci_note",
     "spearman_rho",
     "spearman_p",
     "auroc",
@@ -45,10 +47,41 @@ def _mean(values: Sequence[Any]) -> float | None:
     return float(np.mean(v)) if v else None
 
 
+def has_boxed_answer(response: str) -> bool:
+    """Whether the response has a non-empty last ``\\boxed{...}`` (what scoring needs for x_T)."""
+    from eas.answers import last_boxed_span
+
+    try:
+        span = last_boxed_span(response)
+    except ValueError:
+        return False
+    return span is not None and span.end > span.start
+
+
+def samples_to_score(rows: Sequence[dict[str, Any]], k: int, first_boxed: bool = True) -> list[dict[str, Any]]:
+    """The samples of one question whose metrics are computed (rows in sample order).
+
+    ``first_boxed``: the first ``k`` samples that have a boxed final answer (a sample
+    without one has no x_T); else the first ``k`` samples, whatever they hold.
+    """
+    ordered = sorted(rows, key=lambda r: r["sample"])
+    if first_boxed:
+        ordered = [r for r in ordered if has_boxed_answer(str(r["response"]))]
+    return ordered[:k]
+
+
 def per_question_rows(
-    questions: Sequence[Question], graded: Sequence[dict[str, Any]], scores: dict[str, dict[str, Any]], k: int
+    questions: Sequence[Question],
+    graded: Sequence[dict[str, Any]],
+    scores: dict[str, dict[str, Any]],
+    k: int,
+    first_boxed: bool = True,
 ) -> list[dict[str, Any]]:
-    """One row per question: reference uncertainty, answers, and the (mean) metrics."""
+    """One row per question: reference uncertainty, answers, and the (mean) metrics.
+
+    The metrics are those of ``samples_to_score``; ``scored_sample`` is the index of the
+    first of them and ``scored_correct`` its correctness (what AUROC and PRR predict).
+    """
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in graded:
         groups.setdefault(str(row["question_id"]), []).append(row)
@@ -59,7 +92,8 @@ def per_question_rows(
             continue
         answers = [r["extracted"] for r in rows]
         correct = [r["correct"] for r in rows]
-        scored = [scores.get(str(r["id"])) for r in rows[:k]]
+        chosen = samples_to_score(rows, k, first_boxed)
+        scored = [scores.get(str(r["id"])) for r in chosen]
         ok = [s for s in scored if s is not None and "error" not in s]
         first = scored[0] if scored and scored[0] is not None and "error" not in scored[0] else None
         row: dict[str, Any] = {
@@ -75,6 +109,8 @@ def per_question_rows(
             "answer_counts": answer_counts(answers, [r["answer_class"] for r in rows]),
             "sample0_answer": answers[0],
             "sample0_correct": correct[0],
+            "scored_sample": chosen[0]["sample"] if chosen else None,
+            "scored_correct": chosen[0]["correct"] if chosen else None,
             "scored_samples": len(ok),
         }
         row.update({m: _mean([s[m] for s in ok]) for m in METRICS})
@@ -101,12 +137,14 @@ def correlation_rows(
     """For every metric of ``METRICS`` present in the table: r, p, CI, rho, AUROC, PRR, n.
 
     AUROC and PRR judge the metric (signed so that higher = more uncertain) as a
-    predictor of a wrong sample-0 answer; they need ``sample0_correct`` in the rows.
+    predictor of a wrong answer of the scored sample (``scored_correct``; tables
+    written before it existed: ``sample0_correct``).
     """
     if reference not in REFERENCES:
         raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, not {reference!r}")
     ref = [r.get(reference) for r in table]
-    wrong = [None if r.get("sample0_correct") is None else float(not r["sample0_correct"]) for r in table]
+    correct = [r["scored_correct"] if "scored_correct" in r else r.get("sample0_correct") for r in table]
+    wrong = [None if c is None else float(not c) for c in correct]
     out = []
     for metric in METRICS:
         values = [r.get(metric) for r in table]
@@ -139,6 +177,14 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
+def ci_text(r: dict[str, Any]) -> str:
+    """``[low, high]``, with the degenerate resamples dropped, or ``n/a (reason)``."""
+    if r.get("ci_note"):
+        return f"n/a ({r['ci_note']})"
+    text = f"[{_fmt(r['ci_low'], 2)}, {_fmt(r['ci_high'], 2)}]"
+    return text + (f" ({r['ci_dropped']} degenerate resamples dropped)" if r.get("ci_dropped") else "")
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], reference: str = "answer_entropy") -> str:
     """Paper-Table-2-shaped markdown: one row per metric, one column per label (r [95 % CI])."""
     rows = [r for r in rows if r["reference"] == reference]
@@ -156,11 +202,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], reference: str = "answer_entr
         cells = []
         for lab in labels:
             r = cell.get((lab, metric))
-            cells.append(
-                "-"
-                if r is None
-                else f"{_fmt(r['pearson_r'])} [{_fmt(r['ci_low'], 2)}, {_fmt(r['ci_high'], 2)}] (n={r['n']})"
-            )
+            cells.append("-" if r is None else f"{_fmt(r['pearson_r'])} {ci_text(r)} (n={r['n']})")
         lines.append(f"| {m.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -172,7 +214,33 @@ def detail_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         lines.append(
             f"| {r['label']} | {r['reference']} | {metric_label(r['metric'])} | {r['n']} | "
-            f"{_fmt(r['pearson_r'])} | {r['pearson_p']:.1e} | [{_fmt(r['ci_low'], 2)}, {_fmt(r['ci_high'], 2)}] | "
+            f"{_fmt(r['pearson_r'])} | {r['pearson_p']:.1e} | {ci_text(r)} | "
             f"{_fmt(r['spearman_rho'])} | {_fmt(r['auroc'])} | {_fmt(r['prr'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def correlate_files(
+    files: Sequence[str | Path], labels: Sequence[str], reference: str, out: Path, n_resamples: int, seed: int
+) -> str:
+    """``eas correlate``: the correlation rows of several per-question tables, one label each,
+    written to ``out`` (created) as correlations.csv and correlations.md; returns the markdown.
+
+    Raises:
+        InputError: a table without the reference column or ids.
+    """
+    from eas.records import InputError
+    from eas.storage.files import read_table
+
+    rows = []
+    for path, label in zip(files, labels, strict=True):
+        table = read_table(path)
+        missing = [c for c in (reference, "id") if not any(c in r for r in table)]
+        if missing:
+            raise InputError(f"{path}: no column {', '.join(missing)} (is it a per_question.jsonl?)")
+        rows += correlation_rows(table, reference, label, n_resamples, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_correlations_csv(rows, out / "correlations.csv")
+    text = markdown_table(rows, reference) + "\n" + detail_table(rows)
+    (out / "correlations.md").write_text(text, encoding="utf-8")
+    return text
