@@ -48,7 +48,11 @@ def _mean(values: Sequence[Any]) -> float | None:
 def per_question_rows(
     questions: Sequence[Question], graded: Sequence[dict[str, Any]], scores: dict[str, dict[str, Any]], k: int
 ) -> list[dict[str, Any]]:
-    """One row per question: reference uncertainty, answers, and the (mean) metrics."""
+    """One row per question: reference uncertainty, answers, and the (mean) metrics.
+
+    Sample 0's ``trajectory``, ``token_spans``, ``prompt`` and ``response`` come along, so
+    that the question can be shown token by token (``eas.study.view``).
+    """
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in graded:
         groups.setdefault(str(row["question_id"]), []).append(row)
@@ -81,6 +85,9 @@ def per_question_rows(
         if first is None and scored and scored[0] is not None:
             row["score_error"] = scored[0].get("error")
         row["trajectory"] = first.get("trajectory") if first else None
+        # What `eas view` needs to show sample 0 token by token (study/traces.html).
+        row["token_spans"] = first.get("token_spans") if first else None
+        row["prompt"], row["response"] = rows[0].get("prompt"), rows[0].get("response")
         if q.choices:
             row["choices"] = list(q.choices)
             row["option_probs"] = first.get("option_probs") if first else None

@@ -18,13 +18,17 @@ with many traces (list layout) each is drawn only when opened.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
+from eas.records import InputError
+from eas.storage.files import read_table
 from eas.study.view_text import Trace, ViewError, finite, percentile, prepare, script_json, trace_anchor
 
-__all__ = ["Layout", "ViewError", "render", "study_rows", "trace_anchor"]
+__all__ = ["Layout", "ViewError", "read_study", "render", "study_page", "study_rows", "trace_anchor"]
 
 Layout = Literal["auto", "single", "side", "list"]
 LAYOUTS = ("auto", "single", "side", "list")
@@ -252,3 +256,35 @@ def study_rows(
         row["correct"] = q.get("sample0_correct", s.get("correct"))
         out.append(row)
     return out
+
+
+def read_study(folder: str | Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The view rows of a study folder (``eas study``/``eas demo`` output) and its model name.
+
+    Reads ``per_question.jsonl``, and ``samples.jsonl`` only when the rows lack the
+    response text (a study written before they carried it); the model name comes from
+    ``settings.json`` when there is one.
+
+    Raises:
+        InputError: the folder has no ``per_question.jsonl``.
+    """
+    folder = Path(folder)
+    table = folder / "per_question.jsonl"
+    if not table.is_file():
+        raise InputError(f"{folder}: no per_question.jsonl here (give the --out folder of eas study or eas demo)")
+    per_question = read_table(table)
+    samples_file = folder / "samples.jsonl"
+    lacking = any(r.get("response") is None for r in per_question)
+    samples = read_table(samples_file) if lacking and samples_file.is_file() else []
+    model = None
+    settings = folder / "settings.json"
+    if settings.is_file():
+        described = json.loads(settings.read_text(encoding="utf-8")).get("model")
+        model = described.get("model") if isinstance(described, dict) else None
+    return study_rows(per_question, samples), None if model is None else str(model)
+
+
+def study_page(table: Sequence[Mapping[str, Any]], label: str, model: str | None = None) -> str:
+    """The page of every question of a study (sample 0 of each), sorted by EAS."""
+    title = f"{label}: {len(table)} questions, sample 0 of each, sorted by EAS"
+    return render(study_rows(table), title=title, model=model, layout="list")
