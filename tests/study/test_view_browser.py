@@ -84,3 +84,17 @@ def test_a_study_page_opens_the_trace_named_in_the_link(tmp_path: Path) -> None:
     state = page_state(dom)
     assert state["built"] == [4]  # only the linked trace was drawn (list layout)
     assert re.search(r'<details class="item" data-i="4" open="">', dom)
+
+
+def test_the_benchmark_runs_tiny(capsys: pytest.CaptureFixture) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_view.py"
+    spec = importlib.util.spec_from_file_location("bench_view", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    (result,) = bench.main(["--tiny"])
+    assert result["tokens"] == 300 and result["html_kB"] > result["plain_kB"] > 0
+    assert result["layout_ms"] > 0 and result["plain_layout_ms"] > 0 and result["hover_ms"] > 0
+    assert json.loads(capsys.readouterr().out) == result  # what it prints is what it measured
