@@ -91,10 +91,10 @@ def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[st
         row["trajectory"] = [float(h) for h in m.probe_entropies]
         if strided:
             row["trajectory_t"] = list(enc.probe_positions)
-        row["token_spans"] = [list(span) for span in enc.response_offsets]
         if topk:
             row["trajectory_bound"] = [float(b) for b in m.probe_bounds]
             row["trajectory_topk_mass"] = [float(x) for x in m.probe_topk_mass]
+        row["token_spans"] = [list(span) for span in enc.response_offsets]
     if config.track_tokens:
         probs = m.probe_token_probs  # (probes run, K), or None from a backend that cannot track tokens
         row["option_probs"] = (
