@@ -102,6 +102,7 @@ def test_a_study_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         (["--out", "page.png"], "the page is HTML; name it .html"),
         (["--out", "missing/page.html"], "output folder does not exist"),
         (["--response-field", "completion"], "has no 'completion' field: rescore with"),
+        (["--vmax", "0"], "vmax must be > 0 bits"),
     ],
 )
 def test_usage_errors(

@@ -11,9 +11,11 @@ import argparse
 import difflib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from eas.cli.common import EXIT_OK, UsageError
+from eas.config import Layout, ViewConfig
+from eas.storage.inputs import FieldMap
 
 log = logging.getLogger("eas")
 
@@ -139,22 +141,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--layout",
-        choices=["auto", "single", "side", "list"],
-        default="auto",
+        choices=get_args(Layout),
+        default=ViewConfig.layout,
         help="single, side by side, or a list sorted by EAS (each trace drawn when opened); "
-        "auto: single for 1, side by side for 2-3, list for more (default)",
+        "auto: single for 1, side by side for 2-3, list for more (default: %(default)s)",
     )
     p.add_argument(
         "--vmax",
         type=float,
-        default=None,
+        default=ViewConfig.vmax,
         metavar="BITS",
-        help="top of the colour scale (default: the 99th percentile of the page's H_t)",
+        help=f"top of the colour scale (default: the {ViewConfig.color_percentile:g}th percentile of the page's H_t)",
     )
     p.add_argument("--title", default=None, help="page title (default: the id, or the number of traces)")
     p.add_argument("--model-name", default=None, help="model name in the header, for rows without a 'model' field")
     p.add_argument(
-        "--response-field", default="response", help="the response text's field in INPUT (default: response)"
+        "--response-field",
+        default=FieldMap.response,
+        help="the response text's field in INPUT (default: %(default)s)",
     )
-    p.add_argument("--prompt-field", default="prompt", help="the prompt's field in INPUT (default: prompt)")
+    p.add_argument("--prompt-field", default=FieldMap.prompt, help="the prompt's field in INPUT (default: %(default)s)")
     p.set_defaults(func=cmd_view)

@@ -22,20 +22,16 @@ import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from eas.config import Layout, ViewConfig
 from eas.records import InputError
 from eas.storage.files import read_table
 from eas.study.view_text import Trace, ViewError, finite, percentile, prepare, script_json, trace_anchor
 
 __all__ = ["Layout", "ViewError", "read_study", "render", "study_page", "study_rows", "trace_anchor"]
 
-Layout = Literal["auto", "single", "side", "list"]
-LAYOUTS = ("auto", "single", "side", "list")
-
-MAX_SIDE_BY_SIDE = 3
 COLOR_BINS = 32
-COLOR_PERCENTILE = 99.0
 SPARK_POINTS = 120
 DIGITS = 4
 # Sequential colour map (ColorBrewer YlOrRd, 9 classes): low entropy light, high dark.
@@ -158,12 +154,12 @@ def _css() -> str:
     return _asset("view.css") + bins + gradient
 
 
-def _legend(vmax: float) -> str:
+def _legend(vmax: float, pct: float) -> str:
     ticks = "".join(f"<span>{vmax * f:.2f}</span>" for f in (0, 0.5, 1))
     return (
         '<div class="legend"><span class="lab">H_t, forced-answer entropy after token t (bits):</span>'
         f'<span class="scale"><span class="grad"></span><span class="ticks">{ticks}</span></span>'
-        f'<span class="lab">values above {vmax:.2f} (the page\'s {COLOR_PERCENTILE:g}th percentile) get the darkest colour;</span>'
+        f'<span class="lab">values above {vmax:.2f} (the page\'s {pct:g}th percentile) get the darkest colour;</span>'
         '<span class="sw nh">no H</span><span class="sw xT">x_T</span><span class="sw ans">boxed answer</span></div>'
     )
 
@@ -178,8 +174,8 @@ def render(
     *,
     title: str | None = None,
     model: str | None = None,
-    layout: Layout = "auto",
-    vmax: float | None = None,
+    layout: Layout = ViewConfig.layout,
+    vmax: float | None = ViewConfig.vmax,
 ) -> str:
     """One self-contained HTML page showing ``rows`` token by token.
 
@@ -191,29 +187,29 @@ def render(
             ``answer_entropy``, ``model``, ``option_probs``, ``answer_end_token``.
         title: page title (default: the id for one trace, else a count).
         model: model name for rows without a ``model`` field.
-        layout: ``single``, ``side`` (side by side), ``list`` (sorted by EAS, each trace
-            collapsed and drawn when opened) or ``auto``: single for 1, side for 2-3,
-            list for more.
-        vmax: top of the colour scale in bits (default: the 99th percentile of the
-            page's finite ``H_t``).
+        layout, vmax: see ``eas.config.ViewConfig`` (``auto``: single for 1 trace, side
+            by side for 2-3, a list sorted by EAS for more; the colour scale tops at the
+            page's 99th percentile of ``H_t`` unless ``vmax`` bits are given).
 
     Returns:
         The page as a string (UTF-8 text, no external resource).
 
     Raises:
-        ViewError: no rows, an unknown layout, or a row whose spans, trajectory and x_T
-            disagree.
+        ViewError: no rows, an unknown layout or a bad ``vmax``, or a row whose spans,
+            trajectory and x_T disagree.
     """
     if not rows:
         raise ViewError("no rows to show")
-    if layout not in LAYOUTS:
-        raise ViewError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    try:
+        config = ViewConfig(layout=layout, vmax=vmax)
+    except ValueError as exc:
+        raise ViewError(str(exc)) from None
     traces = [prepare(r, i) for i, r in enumerate(rows)]
     if layout == "auto":
-        layout = "single" if len(traces) == 1 else "side" if len(traces) <= MAX_SIDE_BY_SIDE else "list"
+        layout = "single" if len(traces) == 1 else "side" if len(traces) <= config.max_side_by_side else "list"
     values = [h for tr in traces for h in tr.entropies if h is not None]
     hmax = max(values, default=1.0) or 1.0
-    scale = vmax if vmax is not None else (percentile(values, COLOR_PERCENTILE) if values else 1.0)
+    scale = vmax if vmax is not None else (percentile(values, config.color_percentile) if values else 1.0)
     scale = max(scale, 1e-6)
     if title is None:
         title = f"EAS view: {traces[0].row.get('id', 0)}" if len(traces) == 1 else f"EAS view: {len(traces)} traces"
@@ -227,7 +223,7 @@ def render(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{_css()}</style></head>\n"
-        f'<body class="{layout}"><h1>{html.escape(title)}</h1>{_legend(scale)}{body}'
+        f'<body class="{layout}"><h1>{html.escape(title)}</h1>{_legend(scale, config.color_percentile)}{body}'
         '<div id="eas-tip" role="tooltip" hidden></div><div id="eas-state" hidden></div>'
         f'<script type="application/json" id="eas-meta">{script_json(meta)}</script>'
         f"<script>{_asset('view.js')}</script></body></html>\n"
