@@ -77,6 +77,8 @@ def test_the_colour_scale_is_the_99th_percentile_unless_given() -> None:
     assert meta["vmax"] == values[rank - 1] and meta["hmax"] == values[-1]
     meta = json.loads(view.render(rows, vmax=2.5).split('id="eas-meta">', 1)[1].split("</script>", 1)[0])
     assert meta["vmax"] == 2.5
+    assert "values above 2.50 (given)" in view.render(rows, vmax=2.5)
+    assert f"values above {values[rank - 1]:.2f} (the page's 99th percentile)" in view.render(rows)
 
 
 def test_model_text_is_escaped_everywhere() -> None:

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import logging
 from pathlib import Path
 from typing import Any, get_args
 
 from eas.cli.common import EXIT_OK, UsageError
 from eas.config import Layout, ViewConfig
 from eas.storage.inputs import FieldMap
-
-log = logging.getLogger("eas")
 
 SHOWN_IDS = 5
 RESCORE = "rescore with `eas score ... --trajectory --keep-input`"

@@ -154,12 +154,12 @@ def _css() -> str:
     return _asset("view.css") + bins + gradient
 
 
-def _legend(vmax: float, pct: float) -> str:
+def _legend(vmax: float, source: str) -> str:
     ticks = "".join(f"<span>{vmax * f:.2f}</span>" for f in (0, 0.5, 1))
     return (
         '<div class="legend"><span class="lab">H_t, forced-answer entropy after token t (bits):</span>'
         f'<span class="scale"><span class="grad"></span><span class="ticks">{ticks}</span></span>'
-        f'<span class="lab">values above {vmax:.2f} (the page\'s {pct:g}th percentile) get the darkest colour;</span>'
+        f'<span class="lab">values above {vmax:.2f} ({source}) get the darkest colour;</span>'
         '<span class="sw nh">no H</span><span class="sw xT">x_T</span><span class="sw ans">boxed answer</span></div>'
     )
 
@@ -211,6 +211,7 @@ def render(
     hmax = max(values, default=1.0) or 1.0
     scale = vmax if vmax is not None else (percentile(values, config.color_percentile) if values else 1.0)
     scale = max(scale, 1e-6)
+    source = "given" if vmax is not None else f"the page's {config.color_percentile:g}th percentile"
     if title is None:
         title = f"EAS view: {traces[0].row.get('id', 0)}" if len(traces) == 1 else f"EAS view: {len(traces)} traces"
     if layout == "list":
@@ -223,7 +224,7 @@ def render(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{_css()}</style></head>\n"
-        f'<body class="{layout}"><h1>{html.escape(title)}</h1>{_legend(scale, config.color_percentile)}{body}'
+        f'<body class="{layout}"><h1>{html.escape(title)}</h1>{_legend(scale, source)}{body}'
         '<div id="eas-tip" role="tooltip" hidden></div><div id="eas-state" hidden></div>'
         f'<script type="application/json" id="eas-meta">{script_json(meta)}</script>'
         f"<script>{_asset('view.js')}</script></body></html>\n"
