@@ -6,6 +6,9 @@ Quick use::
 
     backend = load_backend("embedded")
     rows = list(score_records([Record("q1", "What is 2+3?", "2+3=5. \\\\boxed{5}")], backend))
+
+``eas.view.render(rows)`` turns scored rows (``EASConfig(trajectory=True)``) with their
+``response`` into a self-contained HTML page, token by token.
 """
 
 from eas.backends.load import load_backend
@@ -17,6 +20,7 @@ from eas.scoring.score import RESULT_COLUMNS, ScoreError, score_records
 from eas.storage.files import read_table, write_results
 from eas.storage.inputs import FieldMap, read_records
 from eas.storage.parts import RunSummary
+from eas.study import view
 from eas.study.study import StudyConfig, run_study
 
 __version__ = "0.1.0"
@@ -41,5 +45,6 @@ __all__ = [
     "run_study",
     "score_file",
     "score_records",
+    "view",
     "write_results",
 ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from eas.maths.metrics import HES_FRACTION
 from eas.maths.ridge import FOLDS
 
 Method = Literal["packed", "naive"]
 End = Literal["answer", "response"]
+Layout = Literal["auto", "single", "side", "list"]
 
 
 @dataclass(frozen=True)
@@ -199,3 +200,33 @@ class ModelOptions:
 
     def kwargs(self) -> dict[str, object]:
         return {"device": self.device, "dtype": self.dtype, "trust_remote_code": self.trust_remote_code}
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """The token-level page of scored traces (``eas view``, ``eas.view.render``).
+
+    Attributes:
+        layout: ``single``, ``side`` (side by side), ``list`` (sorted by EAS, each trace
+            drawn when opened) or ``auto``: single for one trace, side by side for up to
+            ``max_side_by_side``, a list for more.
+        vmax: top of the colour scale in bits; ``None``: the ``color_percentile``
+            percentile of the page's finite H_t (higher values get the top colour).
+        color_percentile: see ``vmax``.
+        max_side_by_side: the most traces ``auto`` puts side by side.
+    """
+
+    layout: Layout = "auto"
+    vmax: float | None = None
+    color_percentile: float = 99.0
+    max_side_by_side: int = 3
+
+    def __post_init__(self) -> None:
+        if self.layout not in get_args(Layout):
+            raise ValueError(f"layout must be one of {', '.join(get_args(Layout))}, not {self.layout!r}")
+        if self.vmax is not None and not self.vmax > 0:
+            raise ValueError("vmax must be > 0 bits")
+        if not 0 < self.color_percentile <= 100:
+            raise ValueError("color_percentile must be in (0, 100]")
+        if self.max_side_by_side < 1:
+            raise ValueError("max_side_by_side must be >= 1")

@@ -11,7 +11,8 @@ from eas.maths.metrics import record_figures, topk_figures, topk_table
 from eas.records import Record
 from eas.scoring.score import RESULT_COLUMNS, TOPK_COLUMNS, result_row
 
-ENC = EncodedRecord(Record("r", "p", r"\boxed{1}"), [1, 2], [3, 4, 5, 6], [7], 4)
+SPANS = ((0, 6), (6, 7), (7, 8), (8, 9))  # "\\boxed", "{", "1", "}"
+ENC = EncodedRecord(Record("r", "p", r"\boxed{1}"), [1, 2], [3, 4, 5, 6], [7], 4, response_offsets=SPANS)
 
 
 def test_topk_figures_and_table_by_hand():
@@ -41,13 +42,21 @@ def test_missing_token_statistics_give_empty_figures():
 def test_topk_columns_only_for_topk_measurements():
     h, lp = np.array([1.0, 0.5, 0.25]), np.log(np.full(4, 0.5))
     exact = result_row(ENC, Measurement(h, lp, np.ones(4)), EASConfig(trajectory=True))
-    assert list(exact) == [*RESULT_COLUMNS, "trajectory"]
+    assert list(exact) == [*RESULT_COLUMNS, "trajectory", "token_spans"]
+    assert exact["token_spans"] == [[0, 6], [6, 7], [7, 8], [8, 9]]
     topk = Measurement(h, None, None, probe_bounds=np.array([0.1, 0.2, 0.3]), probe_topk_mass=np.array([0.9, 0.8, 0.7]))
     row = result_row(ENC, topk, EASConfig(trajectory=True))
-    assert list(row) == [*RESULT_COLUMNS, *TOPK_COLUMNS, "trajectory", "trajectory_bound", "trajectory_topk_mass"]
+    assert list(row) == [
+        *RESULT_COLUMNS,
+        *TOPK_COLUMNS,
+        "trajectory",
+        "trajectory_bound",
+        "trajectory_topk_mass",
+        "token_spans",
+    ]
     assert row["eas"] == 1.75 and row["eas_bound"] == pytest.approx(0.6) and row["min_topk_mass"] == 0.7
     assert row["ppl"] is None
-    assert "trajectory_bound" not in result_row(ENC, topk, EASConfig())
+    assert not {"trajectory_bound", "token_spans"} & set(result_row(ENC, topk, EASConfig()))
 
 
 def test_topk_stats_needs_per_position_columns(tmp_path, capsys):

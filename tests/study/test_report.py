@@ -1,6 +1,7 @@
 """Model and dataset text is escaped in both reports."""
 
 import math
+import re
 
 from eas.study.report import render_html, render_markdown
 
@@ -62,3 +63,20 @@ def test_markdown_escapes_model_text(tmp_path):
     assert "&lt;script&gt;" in md
     assert "a\\|b" in md  # a pipe cannot break the table
     assert "![trajectory](fig.png)" in md
+
+
+def test_the_extreme_questions_link_to_their_trace(tmp_path):
+    from urllib.parse import unquote
+
+    settings, table, corr, figures = _inputs(tmp_path)
+    page = render_html(settings, table, corr, figures, traces="traces.html")
+    assert '<a href="traces.html">traces.html</a>' in page
+    hrefs = re.findall(r'<a href="traces\.html#id=([^"]*)">', page)
+    assert len(hrefs) == 2 * len(table)  # every question is among the 5 most and the 5 least uncertain
+    assert {unquote(h) for h in hrefs} == {r["id"] for r in table}  # the page's own id, quoted
+    assert all(re.fullmatch(r"[A-Za-z0-9_.~%-]+", h) for h in hrefs)  # nothing left to break the attribute
+    assert "<script>" not in page and "<img src=x" not in page
+    md = render_markdown(settings, table, corr, figures, traces="traces.html")
+    assert "[traces.html](traces.html)" in md
+    assert re.search(r"\| \[q0&lt;script&gt;alert\(\"x\"\)&lt;/script&gt;\]\(traces\.html#id=q0%3Cscript%3E", md)
+    assert "traces.html" not in render_html(settings, table, corr, figures)  # no link without a page

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 
 import pytest
 from helpers import backend, write_jsonl
@@ -37,6 +38,9 @@ PER_QUESTION_COLUMNS = {
     "sample0_correct",
     "scored_samples",
     "trajectory",
+    "token_spans",
+    "prompt",
+    "response",
     *METRICS,
 }
 
@@ -96,6 +100,10 @@ def test_per_question_file(tiny_study):
         assert sum(r["answer_counts"].values()) == 2
         assert r["eas"] == pytest.approx(sum(r["trajectory"]), rel=1e-9)
         assert r["response_tokens"] >= len(r["trajectory"])
+        sample0 = next(s for s in mine if s["sample"] == 0)  # what eas view shows of the question
+        assert (r["prompt"], r["response"]) == (sample0["prompt"], sample0["response"])
+        assert len(r["token_spans"]) == r["response_tokens"]
+        assert "".join(r["response"][a:b] for a, b in r["token_spans"]) == r["response"]  # SmolLM2: no gaps
     for r in rows[3:]:
         assert r["kind"] == "choice"
         assert set(r["option_probs"]) == {"A", "B", "C", "D"}
@@ -193,3 +201,22 @@ def test_the_first_sample_with_a_boxed_answer_is_scored_not_sample_0():
     assert row["sample0_correct"] is False
     paper = per_question_rows(question, rows, scores, 1, first_boxed=False)[0]
     assert paper["scored_sample"] == 0 and paper["eas"] is None and paper["scored_samples"] == 0
+
+
+def test_traces_page_and_the_report_link_to_it(tiny_study):
+    from eas.study.view import read_study
+    from eas.study.view_text import trace_anchor
+
+    out, result = tiny_study
+    assert result.traces_html == out / "traces.html"
+    page = result.traces_html.read_text(encoding="utf-8")
+    ids = re.findall(r'<details class="item" data-i="\d+"><summary><span>#\d+</span><span>([^<]+)</span>', page)
+    table = _lines(out / "per_question.jsonl")
+    assert ids == [r["id"] for r in sorted(table, key=lambda r: -r["eas"])]  # every question, by EAS
+    assert page.count('"tok":[') == len(table) and "tiny" in page
+    report = (out / "report.html").read_text()
+    for row in table:  # 5 questions: each is among the 5 most and the 5 least uncertain
+        assert report.count(f'href="traces.html{trace_anchor(row["id"])}"') == 2
+    rows, model = read_study(out)
+    assert [r["id"] for r in rows] == [r["id"] for r in table]
+    assert model == json.loads((out / "settings.json").read_text())["model"]["model"] and model in page

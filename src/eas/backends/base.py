@@ -27,6 +27,8 @@ class EncodedRecord:
         track_ids: token ids whose probability each probe also returns (may be empty).
         probe_subset: the t of the probes to run (stratified probing,
             ``eas.maths.stratified``), increasing; None runs every t = 1 .. T-1.
+        response_offsets: ``[start, end)`` character span of each response token in the
+            response text (the tokenizer's offset mapping); empty when not known.
     """
 
     record: Record
@@ -36,6 +38,7 @@ class EncodedRecord:
     answer_end: int
     track_ids: tuple[int, ...] = ()
     probe_subset: tuple[int, ...] | None = None
+    response_offsets: tuple[tuple[int, int], ...] = ()
 
     @property
     def probe_positions(self) -> Sequence[int]:

@@ -18,11 +18,11 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from eas import __version__
-from eas.cli import calibrate, experiment, scale, score, select, study
+from eas.cli import calibrate, experiment, scale, score, select, study, view
 from eas.cli.common import EXIT_USAGE, UsageError
 
 # The command families, in --help order.
-COMMANDS = (score, calibrate, study, select, experiment, scale)
+COMMANDS = (score, view, calibrate, study, select, experiment, scale)
 
 
 def build_parser() -> argparse.ArgumentParser:

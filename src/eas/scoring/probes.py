@@ -86,7 +86,7 @@ def encode_record(tokenizer: Any, record: Record, config: EASConfig, max_context
 
     enc = tokenizer(record.response, add_special_tokens=False, return_offsets_mapping=True)
     response_ids = list(enc["input_ids"])
-    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    offsets = [(int(a), int(b)) for a, b in enc["offset_mapping"]]
     answer_end = token_at_char(offsets, end_char) + 1
 
     prompt_ids = prompt_token_ids(tokenizer, record.prompt, config.use_chat_template)
@@ -111,7 +111,7 @@ def encode_record(tokenizer: Any, record: Record, config: EASConfig, max_context
     if config.probe_stride > 1:
         plan = probe_plan(answer_end - 1, config.probe_stride, record_seed(record.id, config.probe_seed))
         positions = plan.positions
-    return EncodedRecord(record, prompt_ids, response_ids, suffix_ids, answer_end, track_ids, positions)
+    return EncodedRecord(record, prompt_ids, response_ids, suffix_ids, answer_end, track_ids, positions, tuple(offsets))
 
 
 def single_token_id(tokenizer: Any, text: str) -> int:

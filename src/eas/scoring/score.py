@@ -67,7 +67,8 @@ def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[st
     top-K backends ``trajectory_bound`` and ``trajectory_topk_mass``); with tracked tokens
     ``option_probs``. Under stratified probing (``enc.probe_subset``) the figures are
     estimates (``eas.maths.stratified``), the per-probe lists hold the probes run and
-    ``trajectory_t`` their positions t."""
+    ``trajectory_t`` their positions t. With ``trajectory`` also ``token_spans``: the
+    ``[start, end)`` character span of each response token, for ``eas view``."""
     strided = enc.probe_subset is not None
     weights = np.asarray(block_sizes(enc.n_probes, config.probe_stride)) if strided else None
     if weights is not None and weights.size != len(m.probe_entropies):
@@ -93,6 +94,7 @@ def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[st
         if topk:
             row["trajectory_bound"] = [float(b) for b in m.probe_bounds]
             row["trajectory_topk_mass"] = [float(x) for x in m.probe_topk_mass]
+        row["token_spans"] = [list(span) for span in enc.response_offsets]
     if config.track_tokens:
         probs = m.probe_token_probs  # (probes run, K), or None from a backend that cannot track tokens
         row["option_probs"] = (

@@ -4,7 +4,8 @@ Everything that comes from the model or the dataset (questions, answers, sampled
 ids, the model name) is escaped: HTML-escaped with quotes in the HTML report, and in the
 markdown report ``<``, ``>`` and ``&`` are escaped (viewers render inline HTML) and table
 pipes too. Figures are embedded in the HTML as base64 PNG data URIs, so the file stands
-alone.
+alone. With ``traces`` (the study's ``traces.html``, ``eas.study.view``) both reports
+link to it, and the ids of the most and least uncertain questions open their own trace.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import html
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eas.maths.metrics import metric_label
 from eas.study.tables import ci_text, detail_table, markdown_table
+from eas.study.view_text import trace_anchor
 
 N_EXTREMES = 5
 FIGURE_TITLES = {
@@ -26,6 +29,18 @@ FIGURE_TITLES = {
     "metrics_vs_answer_entropy": "Fig. 2: z-scored metrics vs answer entropy",
     "options": "Fig. 3: option probabilities per answer-entropy bucket (multiple choice)",
 }
+
+
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links ``text`` to ``href`` (both escaped when written)."""
+
+    text: Any
+    href: str
+
+
+def _id_cell(row_id: Any, traces: str | None) -> Any:
+    return row_id if traces is None else Link(row_id, traces + trace_anchor(row_id))
 
 
 def esc(text: Any) -> str:
@@ -81,9 +96,13 @@ def render_markdown(
     table: Sequence[Mapping[str, Any]],
     correlations: Sequence[Mapping[str, Any]],
     figures: Mapping[str, Path],
+    traces: str | None = None,
 ) -> str:
-    """The markdown report (figures linked by file name)."""
-    out = ["# EAS uncertainty study", "", "## Settings", ""]
+    """The markdown report (figures linked by file name; ids linked to ``traces``)."""
+    out = ["# EAS uncertainty study", ""]
+    if traces is not None:
+        out += [f"Every question token by token, sorted by EAS: [{md_cell(traces)}]({traces})", ""]
+    out += ["## Settings", ""]
     out += [f"- **{md_cell(k)}**: {md_cell(v, 400)}" for k, v in _settings_lines(settings)]
     out += ["", "## Summary", ""] + [f"- {k}: {v}" for k, v in _summary(table).items()]
     out += ["", "## Correlations", ""]
@@ -99,8 +118,9 @@ def render_markdown(
         out += [f"## The {len(rows)} {title} uncertain questions", ""]
         out += ["| id | question | truth | H_ans | pass | EAS | answers |", "|---|---|---|---|---|---|---|"]
         for r in rows:
+            rid = md_cell(r["id"]) if traces is None else f"[{md_cell(r['id'])}]({traces}{trace_anchor(r['id'])})"
             out.append(
-                f"| {md_cell(r['id'])} | {md_cell(r['question'])} | {md_cell(r.get('answer'))} | "
+                f"| {rid} | {md_cell(r['question'])} | {md_cell(r.get('answer'))} | "
                 f"{_num(r['answer_entropy'])} | {_num(r['pass_rate'])} | {_num(r.get('eas'), 1)} | {md_cell(_counts(r), 300)} |"
             )
         out.append("")
@@ -112,9 +132,13 @@ def md_safe_table(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def _cell(c: Any) -> str:
+    return f'<a href="{esc(c.href)}">{esc(c.text)}</a>' if isinstance(c, Link) else esc(c)
+
+
 def _html_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     th = "".join(f"<th>{esc(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -143,10 +167,13 @@ def render_html(
     table: Sequence[Mapping[str, Any]],
     correlations: Sequence[Mapping[str, Any]],
     figures: Mapping[str, Path],
+    traces: str | None = None,
 ) -> str:
-    """The self-contained HTML report (figures inlined as base64)."""
-    parts = [
-        "<h1>EAS uncertainty study</h1>",
+    """The self-contained HTML report (figures inlined as base64; ids linked to ``traces``)."""
+    parts = ["<h1>EAS uncertainty study</h1>"]
+    if traces is not None:
+        parts.append(f'<p>Every question token by token, sorted by EAS: <a href="{esc(traces)}">{esc(traces)}</a></p>')
+    parts += [
         "<h2>Settings</h2>",
         _html_table(["setting", "value"], _settings_lines(settings)),
     ]
@@ -165,7 +192,7 @@ def render_html(
         parts.append(f"<h2>The {len(rows)} {title} uncertain questions</h2>")
         body = [
             [
-                r["id"],
+                _id_cell(r["id"], traces),
                 r["question"],
                 r.get("answer"),
                 _num(r["answer_entropy"]),
@@ -193,11 +220,15 @@ def write_report(
     table: Sequence[Mapping[str, Any]],
     correlations: Sequence[Mapping[str, Any]],
     figures: Mapping[str, Path],
+    traces: str | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` into ``out_dir``; returns both paths."""
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; returns both paths.
+
+    ``traces``: the view page beside them (``traces.html``) to link to, if any.
+    """
     out = Path(out_dir)
     md = out / "report.md"
-    md.write_text(render_markdown(settings, table, correlations, figures), encoding="utf-8")
+    md.write_text(render_markdown(settings, table, correlations, figures, traces), encoding="utf-8")
     page = out / "report.html"
-    page.write_text(render_html(settings, table, correlations, figures), encoding="utf-8")
+    page.write_text(render_html(settings, table, correlations, figures, traces), encoding="utf-8")
     return md, page

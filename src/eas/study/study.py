@@ -5,7 +5,8 @@ classes, answer entropy, correctness entropy, pass rate (``eas.answers``) -> the
 single-pass metrics of the first sample with a boxed answer, or the mean over the first
 k such samples (``eas.scoring.score.score_records`` on the exact sampled context) -> across questions, each
 metric's correlation with the reference uncertainty (``eas.maths.correlation``) -> figures
-(``eas.study.plots``) and a report (``eas.study.report``).
+(``eas.study.plots``), a report (``eas.study.report``) and ``traces.html``, every question
+token by token (``eas.study.view``).
 
 **(ours)** A sample without a final ``\\boxed{...}`` cannot be scored (x_T is undefined),
 so by default the study scores the first sample of each question that has one
@@ -39,6 +40,8 @@ from eas.study.tables import (
 )
 
 log = logging.getLogger(__name__)
+
+TRACES_PAGE = "traces.html"  # every question token by token (eas view), linked from the report
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class StudyResult:
     figures: dict[str, Path]
     report_md: Path
     report_html: Path
+    traces_html: Path
 
 
 def run_study(
@@ -142,6 +146,7 @@ def run_study(
     """Sample, grade, score, correlate, draw and report; every file goes to ``out_dir``."""
     from eas.study.plots import draw_figures
     from eas.study.report import write_report
+    from eas.study.view import study_page
 
     started = time.monotonic()
     out = Path(out_dir)
@@ -185,5 +190,8 @@ def run_study(
         "wall_time_s": round(time.monotonic() - started, 1),
     }
     (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
-    md, html = write_report(out, settings, table, corr, figures)
-    return StudyResult(out, graded, table, corr, figures, md, html)
+    model = settings["model"].get("model") if isinstance(settings["model"], dict) else None
+    traces = out / TRACES_PAGE
+    traces.write_text(study_page(table, config.label, None if model is None else str(model)), encoding="utf-8")
+    md, html = write_report(out, settings, table, corr, figures, traces=traces.name)
+    return StudyResult(out, graded, table, corr, figures, md, html, traces)

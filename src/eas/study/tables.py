@@ -81,6 +81,8 @@ def per_question_rows(
 
     The metrics are those of ``samples_to_score``; ``scored_sample`` is the index of the
     first of them and ``scored_correct`` its correctness (what AUROC and PRR predict).
+    The scored sample's ``trajectory``, ``token_spans``, ``prompt`` and ``response`` come
+    along, so that the question can be shown token by token (``eas.study.view``).
     """
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in graded:
@@ -117,6 +119,10 @@ def per_question_rows(
         if first is None and scored and scored[0] is not None:
             row["score_error"] = scored[0].get("error")
         row["trajectory"] = first.get("trajectory") if first else None
+        # What `eas view` needs to show the scored sample token by token (study/traces.html).
+        row["token_spans"] = first.get("token_spans") if first else None
+        shown = chosen[0] if chosen else rows[0]
+        row["prompt"], row["response"] = shown.get("prompt"), shown.get("response")
         if q.choices:
             row["choices"] = list(q.choices)
             row["option_probs"] = first.get("option_probs") if first else None
