@@ -163,7 +163,7 @@ def test_a_probe_stride_sends_only_the_chosen_probes(tokenizer):
     enc = encode_record(tokenizer, rec, config)
     with Stub(tokenizer, _top(tokenizer)) as stub:
         b = _backend(stub, tokenizer, concurrency=1)
-        b.prompt_mode, b.echo_ok = "ids", False
+        _skip_detection(b)
         row = next(iter(score_records([rec], b, config)))
     n = row["n_probes"]
     assert n == enc.n_probes > 20 and row["n_probes_run"] == len(enc.probe_positions) == math.ceil((n - 1) / 4) + 1
