@@ -10,6 +10,7 @@ from eas.study.study import StudyConfig, score_samples
 SAMPLES = [
     {
         "id": "q1/0",
+        "question_id": "q1",
         "sample": 0,
         "prompt": "What is 2+3?",
         "response": "2 plus 3 is 5. " * 6 + r"\boxed{5}",
@@ -17,6 +18,7 @@ SAMPLES = [
     },
     {
         "id": "m1/0",
+        "question_id": "m1",
         "sample": 0,
         "prompt": "Pick one.",
         "response": "Option B fits best here. " * 5 + r"\boxed{B}",

@@ -251,10 +251,10 @@ def study_rows(
         for key in ("prompt", "response"):
             if row.get(key) is None:
                 row[key] = s.get(key)
-        if s:
+        if not k:  # sample 0 was scored
+            row["model_answer"] = q.get("sample0_answer", s.get("extracted"))
+        elif s:  # a later sample; without samples.jsonl the page reads its box itself
             row["model_answer"] = s.get("extracted")
-        elif not k:  # sample 0 was scored; without samples.jsonl the page reads the box itself
-            row["model_answer"] = q.get("sample0_answer")
         row["correct"] = q.get("scored_correct", q.get("sample0_correct", s.get("correct")))
         out.append(row)
     return out
