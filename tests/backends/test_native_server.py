@@ -21,13 +21,13 @@ the trace interval (ten times the mean quantisation difference), r >= 0.95.
 import json
 from importlib.resources import files
 
-import numpy as np
 import pytest
+from helpers import check_topk_interval
 
 from eas.backends.load import load_backend
 from eas.config import EASConfig, ServerConfig
 from eas.records import Record
-from eas.scoring.score import ScoreError, score_records
+from eas.scoring.score import score_records
 
 pytestmark = pytest.mark.server
 
@@ -65,19 +65,7 @@ def test_exact_eas_lies_within_the_topk_interval(native_url, embedded_dir):
     assert profile.top_k_returned == 20 and profile.top_k_cap is None
     assert server.echo_ok is False  # llama-server ignores echo
     assert server.stats["retokenized_probes"] == 0  # token ids: the server saw exactly our prompts
-    h, lo, hi = [], [], []
-    for r, e in zip(rows, exact, strict=True):
-        assert not isinstance(r, ScoreError), r
-        assert r["n_probes"] == e["n_probes"] and r["ppl"] is None
-        assert r["eas_bound"] > 0 and 0 < r["min_topk_mass"] < 1
-        tol = TOL_PER_PROBE * r["n_probes"]
-        assert r["eas"] - tol <= e["eas"] <= r["eas"] + r["eas_bound"] + tol, (r["id"], e["eas"], r["eas"])
-        h += e["trajectory"]
-        lo += r["trajectory"]
-        hi += list(np.add(r["trajectory"], r["trajectory_bound"]))
-    h, lo, hi = map(np.asarray, (h, lo, hi))
-    assert np.mean((h >= lo) & (h <= hi)) >= MIN_INSIDE
-    assert np.corrcoef(h, (lo + hi) / 2)[0, 1] >= MIN_R
+    check_topk_interval(rows, exact, TOL_PER_PROBE, MIN_INSIDE, MIN_R)
 
 
 def test_cli_score_records_the_server_in_the_manifest(native_url, tmp_path, capsys):
