@@ -10,7 +10,15 @@ import argparse
 import logging
 from typing import Any
 
-from eas.cli.common import EXIT_OK, EXIT_SKIPPED, UsageError, add_field_args, add_model_args, fields_from_args
+from eas.cli.common import (
+    EXIT_OK,
+    EXIT_SKIPPED,
+    UsageError,
+    add_field_args,
+    add_model_args,
+    eas_config_from_args,
+    fields_from_args,
+)
 from eas.config import AmortisedConfig, EASConfig
 
 log = logging.getLogger("eas")
@@ -91,15 +99,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from eas.cli.common import model_load_error
     from eas.scoring.amortised_runs import calibrate_file
 
-    try:
-        config = EASConfig(
-            trigger=args.trigger,
-            answer_prefix_tokens=args.answer_prefix_tokens,
-            end=args.end,
-            use_chat_template=not args.no_chat_template,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    config = eas_config_from_args(args)
     try:
         backend = load_backend(
             args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code

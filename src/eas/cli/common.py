@@ -230,3 +230,20 @@ def model_load_error(name: str, exc: BaseException) -> UsageError:
     """The one-line usage error for a model that cannot be loaded."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return UsageError(f"cannot load model {name!r}: {first}")
+
+
+# The metric options a command may have, as EASConfig fields (`--no-chat-template` apart).
+_METRIC_OPTIONS = ("trigger", "answer_prefix_tokens", "end", "trajectory", "probe_stride", "probe_seed")
+
+
+def eas_config_from_args(args: argparse.Namespace) -> Any:
+    """The ``EASConfig`` of the metric options this command has; the others keep their defaults."""
+    from eas.config import EASConfig
+
+    values = {name: getattr(args, name) for name in _METRIC_OPTIONS if hasattr(args, name)}
+    if hasattr(args, "no_chat_template"):
+        values["use_chat_template"] = not args.no_chat_template
+    try:
+        return EASConfig(**values)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None

@@ -16,6 +16,7 @@ from eas.cli.common import (
     add_model_args,
     add_stride_args,
     backend_options,
+    eas_config_from_args,
     fields_from_args,
     model_load_error,
 )
@@ -109,15 +110,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from eas.storage.files import errors_path
 
     try:
-        config = EASConfig(
-            trigger=args.trigger,
-            answer_prefix_tokens=args.answer_prefix_tokens,
-            end=args.end,
-            use_chat_template=not args.no_chat_template,
-            trajectory=args.trajectory,
-            probe_stride=args.probe_stride,
-            probe_seed=args.probe_seed,
-        )
+        config = eas_config_from_args(args)
         engine = EngineConfig(method=args.method, chunk_size=args.chunk_size, batch_tokens=args.batch_tokens)
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
 
 from eas.cli.common import (
     EXIT_OK,
@@ -14,6 +13,7 @@ from eas.cli.common import (
     add_model_args,
     add_sampling_args,
     add_stride_args,
+    eas_config_from_args,
     fields_from_args,
     model_load_error,
     sampling_from_args,
@@ -92,17 +92,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_train)
 
 
-def _eas_config(args: argparse.Namespace) -> Any:
-    from eas.config import EASConfig
-
-    try:
-        return EASConfig(
-            use_chat_template=not args.no_chat_template, probe_stride=args.probe_stride, probe_seed=args.probe_seed
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
 def cmd_select(args: argparse.Namespace) -> int:
     from eas.backends.load import load_backend
     from eas.selection.select_file import SelectRequest, select_file
@@ -118,7 +107,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         fields=fields_from_args(args),
         scores_path=args.scores,
         model=args.model,
-        eas_config=_eas_config(args),
+        eas_config=eas_config_from_args(args),
         amortised=args.amortised,
     )
 

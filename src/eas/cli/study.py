@@ -21,6 +21,7 @@ from eas.cli.common import (
     add_model_args,
     add_sampling_args,
     add_stride_args,
+    eas_config_from_args,
     model_load_error,
     sampling_from_args,
 )
@@ -153,7 +154,6 @@ def _print_result(result: Any, wall_s: float) -> None:
 def cmd_study(args: argparse.Namespace) -> int:
     _require_study_extra()
     _passive_openmp()
-    from eas.config import EASConfig
     from eas.sampling.questions import load_questions
     from eas.study.study import StudyConfig, run_study
 
@@ -161,7 +161,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     try:
         config = StudyConfig(
             sampling=sampling_from_args(args, n=args.n),
-            eas=EASConfig(trigger=args.trigger, probe_stride=args.probe_stride, probe_seed=args.probe_seed),
+            eas=eas_config_from_args(args),
             extract=_extract_modes(args.extract),
             score_samples=args.score_samples,
             first_boxed=not args.sample0,
@@ -184,17 +184,13 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     _require_study_extra()
     _passive_openmp()
-    from eas.config import EASConfig
     from eas.study.demo import run_demo
 
     started = time.monotonic()
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"{args.out}: exists and is not a folder")
     backend = _backend(args)
-    try:
-        eas = EASConfig(probe_stride=args.probe_stride, probe_seed=args.probe_seed)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    eas = eas_config_from_args(args)
     result = run_demo(backend, args.out, quick=args.quick, progress=not args.quiet, eas=eas)
     _print_result(result, time.monotonic() - started)
     return EXIT_OK
