@@ -13,7 +13,8 @@ log-probabilities of given targets and the probabilities of tracked tokens. So:
 
 For a head whose weights are not float32, the weights are upcast one slice of the
 vocabulary at a time (``block_bytes`` again), so no float32 copy of the whole head is
-kept. The transformations some models apply after the head are reproduced
+kept (on a GPU, whose blocks are 1 GiB, a slice can be the whole head of a small model,
+e.g. 0.9 GB for Qwen2-1.5B's, for the time of one block). The transformations some models apply after the head are reproduced
 (``final_logit_softcapping``: Gemma 2/3; ``logits_scaling``: Granite; ``logit_scale``:
 Cohere); ``check_against_model`` compares the result with the model's own logits once,
 so an architecture with some other head fails loudly instead of scoring wrongly.
