@@ -11,12 +11,14 @@ and prints the ratios packed/plain and naive/packed. Then it scores one trace of
 T = 4096 and one of T = 8000 response tokens, each in a fresh subprocess, and prints the
 growth of peak RSS over the RSS after loading the model, and that growth minus the KV
 cache (2 x layers x kv_heads x head_dim x positions x 4 bytes), which is what the
-scoring itself adds. Timings are the best of a few repeats (lengths above 1024 are timed
+scoring itself adds. The first of these runs is repeated with glibc's dynamic mmap
+threshold (``EAS_KEEP_MALLOC=1``, see ``eas.backends.cpu_heap``), for its memory and
+its time. Timings are the best of a few repeats (lengths above 1024 are timed
 once, with a smaller naive sample), since shared machines are noisy: read the ratios,
 not the seconds.
 
 Usage: python benchmarks/bench_eas.py [--model embedded|gemma|NAME] [--naive-sample 64] [--repeats 3] [--lengths 256 1024 4096]
-           [--rss-tokens 4096 8000] [--skip-rss] [--chunk-size 256]
+           [--rss-tokens 4096 8000] [--skip-rss] [--skip-malloc-compare] [--chunk-size 256]
 """
 
 from __future__ import annotations
@@ -127,11 +129,26 @@ def rss_child(chunk_size: int, n_tokens: int, model: str = "embedded") -> None:
     base = _rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM (the peak) to the current RSS
         f.write("5")
+    t0 = time.perf_counter()
     backend.measure([enc])
+    seconds = time.perf_counter() - t0
     peak = _rss_kib("VmHWM")
-    print(
-        f"{(peak - base) / 1024:.1f} {kv_cache_mib(backend.model.config, enc.context_length):.1f} {len(enc.response_ids)}"
+    kv = kv_cache_mib(backend.model.config, enc.context_length)
+    print(f"{(peak - base) / 1024:.1f} {kv:.1f} {len(enc.response_ids)} {seconds:.2f}")
+
+
+def rss_run(args, n_tokens: int, env: dict[str, str] | None = None) -> tuple[float, float, int, float]:
+    """Peak RSS growth (MiB), KV cache (MiB), response tokens and seconds of one trace, in a fresh process."""
+    command = [sys.executable, __file__, "--rss-child", str(args.chunk_size), "--rss-tokens", str(n_tokens)]
+    out = subprocess.run(
+        [*command, "--model", args.model],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TQDM_DISABLE": "1", **(env or {})},
     )
+    growth, kv, r, seconds = out.stdout.strip().splitlines()[-1].split()
+    return float(growth), float(kv), int(r), float(seconds)
 
 
 def kv_cache_mib(config, positions: int) -> float:
@@ -149,6 +166,11 @@ def main() -> None:
     ap.add_argument("--rss-tokens", type=int, nargs="+", default=[4096, 8000])
     ap.add_argument("--chunk-size", type=int, default=256, help="probes per chunk in the RSS runs")
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument(
+        "--skip-malloc-compare",
+        action="store_true",
+        help="do not repeat the first RSS run with glibc's dynamic mmap threshold (EAS_KEEP_MALLOC=1)",
+    )
     ap.add_argument(
         "--model",
         default="embedded",
@@ -181,28 +203,18 @@ def main() -> None:
             f"naive/packed={r['naive'] / r['packed']:.1f}"
         )
     if not args.skip_rss:
-        for n in args.rss_tokens:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--rss-child",
-                    str(args.chunk_size),
-                    "--rss-tokens",
-                    str(n),
-                    "--model",
-                    args.model,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ, "TQDM_DISABLE": "1"},
-            )
-            growth, kv, r = out.stdout.strip().splitlines()[-1].split()
+        for i, n in enumerate(args.rss_tokens):
+            growth, kv, r, seconds = rss_run(args, n)
             print(
-                f"peak RSS growth scoring one T={r} trace (chunk size {args.chunk_size}): {float(growth):.1f} MiB; "
-                f"KV cache {float(kv):.1f} MiB; beyond the KV cache {float(growth) - float(kv):.1f} MiB (goal <= 300)"
+                f"peak RSS growth scoring one T={r} trace (chunk size {args.chunk_size}): {growth:.1f} MiB; "
+                f"KV cache {kv:.1f} MiB; beyond the KV cache {growth - kv:.1f} MiB (goal <= 300)"
             )
+            if i == 0 and not args.skip_malloc_compare:  # the same run with glibc's dynamic mmap threshold
+                growth_d, _, _, seconds_d = rss_run(args, n, {"EAS_KEEP_MALLOC": "1"})
+                print(
+                    f"  with glibc's dynamic mmap threshold (EAS_KEEP_MALLOC=1): beyond the KV cache "
+                    f"{growth_d - kv:.1f} MiB; time fixed/dynamic threshold = {seconds / seconds_d:.2f}"
+                )
     last = results[-1]
     print(
         f"packed/plain={last['packed'] / last['plain']:.2f} naive/packed={last['naive'] / last['packed']:.1f} at T={last['R']}"

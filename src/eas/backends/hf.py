@@ -12,7 +12,8 @@ The packed method (docs/architecture.md, "The core algorithm"):
    attention, positions restarting per record) and prefilled in segments of
    ``EngineConfig.prefill_chunk`` tokens; the prefill fills the KV cache and yields the
    response tokens' own log-probs and entropies.
-2. Probes go in chunks: each probe is its suffix tokens, positioned right after x_t,
+2. Probes go in chunks (``EngineConfig.chunk_size``; by default small on a CPU and
+   large on a GPU, where each forward pass costs a fixed launch time): each probe is its suffix tokens, positioned right after x_t,
    attending to its record's cache up to x_t and to its own earlier suffix tokens (a
    staircase mask). Only each probe's last suffix token goes through the head.
 3. The probe entries are cropped from the cache after each chunk. Chunks run from the
@@ -47,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError
+from eas.backends.cpu_heap import fix_mmap_threshold
 from eas.backends.hf_generate import generate_samples
 from eas.backends.hf_head import Float32Head, check_against_model
 from eas.backends.hf_masks import LayerMasks, layer_kinds, masks_unsupported_reason, prefill_mask, staircase_mask
@@ -78,6 +80,8 @@ class HFBackend:
         self.engine = engine or EngineConfig()
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self.device = next(model.parameters()).device
+        if self.device.type == "cpu":
+            fix_mmap_threshold()  # else the heap keeps hundreds of MiB of freed tensors (cpu_heap)
         self.max_context = getattr(model.config, "max_position_embeddings", None)
         reason = packed_unsupported_reason(model)
         if reason and self.engine.method == "packed":
@@ -175,8 +179,9 @@ class HFBackend:
         # One record on full-attention layers only: the model's own causal mask (sdpa's fast path).
         own_mask = len(encs) == 1 and not self.masks.sliding
         token_lp, token_h = [], []
-        for a in range(0, n_total, self.engine.prefill_chunk):
-            b = min(n_total, a + self.engine.prefill_chunk)
+        segment = self.engine.prefill_tokens(self.device.type == "cuda")
+        for a in range(0, n_total, segment):
+            b = min(n_total, a + segment)
             keep = predict[(predict >= a) & (predict < b)]
             mask = None if own_mask else self.masks.build(prefill_mask(doc, a, b), pos[a:b], pos[:b])
             hidden = self._hidden(ids[a:b], pos[a:b], mask, cache)  # (b - a, d)
@@ -210,8 +215,9 @@ class HFBackend:
         probes = [(k, i, t) for k, e in enumerate(encs) for i, t in enumerate(e.probe_positions)]
         entropies = [np.zeros(len(e.probe_positions)) for e in encs]
         tracked = [np.zeros((len(e.probe_positions), len(e.track_ids))) for e in encs]
-        for c in range(len(probes), 0, -self.engine.chunk_size):
-            chunk = probes[max(0, c - self.engine.chunk_size) : c]
+        size = self.engine.probes_per_chunk(self.device.type == "cuda", max(len(e.suffix_ids) for e in encs))
+        for c in range(len(probes), 0, -size):
+            chunk = probes[max(0, c - size) : c]
             ids, q_pos, ctx_start, ctx_stop, probe_start, last = [], [], [], [], [], []
             for k, _, t in chunk:
                 e = encs[k]

@@ -1,0 +1,55 @@
+"""Stop glibc's heap from keeping the memory of freed tensors (scoring on a CPU).
+
+glibc serves an allocation larger than its mmap threshold with a mapping of its own,
+returned to the system when freed, and a smaller one from the heap, whose freed memory
+stays with the process. The threshold starts at 128 KiB but is dynamic: each mapped
+block that is freed raises it to that block's size (up to 32 MiB). After the first
+tensors of a forward pass are freed, tensors of a few MiB (a layer's keys, a chunk's
+activations) therefore come from the heap, and a heap in which the KV cache grows by
+``torch.cat`` fragments. Scoring one T = 4096 trace on the embedded model then peaked at
+300 to 850 MiB beyond its KV cache, varying from run to run, against 90 to 120 MiB with a
+fixed threshold (benchmarks/bench_eas.py prints the figure).
+
+``fix_mmap_threshold`` fixes the threshold (``mallopt(M_MMAP_THRESHOLD, ...)``, which
+also turns the dynamic rise off) for the whole process, once. It does nothing where libc
+is not glibc, where the user set ``MALLOC_MMAP_THRESHOLD_`` themselves, or where
+``EAS_KEEP_MALLOC=1`` asks to leave malloc alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+THRESHOLD_BYTES = 1 << 20
+
+_applied: bool | None = None
+
+
+def fix_mmap_threshold(threshold: int = THRESHOLD_BYTES) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes; True when it is (now or before) in force."""
+    global _applied
+    if _applied is not None:
+        return _applied
+    _applied = False
+    if os.environ.get("EAS_KEEP_MALLOC") == "1" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _applied = mallopt(M_MMAP_THRESHOLD, threshold) == 1
+    if _applied:
+        log.debug("glibc mmap threshold fixed at %d bytes", threshold)
+    return _applied
