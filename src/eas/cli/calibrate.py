@@ -15,6 +15,7 @@ from eas.cli.common import (
     EXIT_SKIPPED,
     UsageError,
     add_field_args,
+    add_metric_args,
     add_model_args,
     eas_config_from_args,
     fields_from_args,
@@ -50,12 +51,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_field_args(p)
     g = p.add_argument_group("metric (as the pool will be scored)")
-    g.add_argument("--trigger", default=EASConfig.trigger, help="answer-forcing suffix (default: %(default)s)")
-    g.add_argument(
-        "--answer-prefix-tokens", type=int, default=EASConfig.answer_prefix_tokens, metavar="L-1", help="see eas score"
-    )
-    g.add_argument("--end", choices=["answer", "response"], default=EASConfig.end, help="see eas score")
-    g.add_argument("--no-chat-template", action="store_true", help="use the raw prompt text")
+    add_metric_args(g)
     p.set_defaults(func=cmd_calibrate)
 
 

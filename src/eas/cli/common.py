@@ -118,6 +118,30 @@ def backend_options(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
     }
 
 
+def add_metric_args(g: Any) -> None:
+    """The options that define the metric (trigger, answer prefix, end, chat template), on group ``g``."""
+    g.add_argument(
+        "--trigger", default=EASConfig.trigger, help="answer-forcing suffix of every probe (default: %(default)s)"
+    )
+    g.add_argument(
+        "--answer-prefix-tokens",
+        type=int,
+        default=EASConfig.answer_prefix_tokens,
+        metavar="L-1",
+        help="also append the first L-1 tokens of the ground-truth answer (needs the answer field; default 0)",
+    )
+    g.add_argument(
+        "--end",
+        choices=["answer", "response"],
+        default=EASConfig.end,
+        help="answer: x_T is the last token of the last \\boxed{...} content (the paper); "
+        "response: probe every position of the response (traces without a boxed answer; not the paper's metric)",
+    )
+    g.add_argument(
+        "--no-chat-template", action="store_true", help="use the raw prompt text instead of the chat template"
+    )
+
+
 def add_stride_args(g: Any) -> None:
     """--probe-stride and --probe-seed (stratified probing; ``EASConfig`` holds both)."""
     g.add_argument(

@@ -13,6 +13,7 @@ from eas.cli.common import (
     UsageError,
     add_backend_args,
     add_field_args,
+    add_metric_args,
     add_model_args,
     add_stride_args,
     backend_options,
@@ -41,26 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_backend_args(p)
     add_field_args(p)
     g = p.add_argument_group("metric")
-    g.add_argument(
-        "--trigger", default=EASConfig.trigger, help="answer-forcing suffix of every probe (default: %(default)s)"
-    )
-    g.add_argument(
-        "--answer-prefix-tokens",
-        type=int,
-        default=EASConfig.answer_prefix_tokens,
-        metavar="L-1",
-        help="also append the first L-1 tokens of the ground-truth answer (needs the answer field; default 0)",
-    )
-    g.add_argument(
-        "--end",
-        choices=["answer", "response"],
-        default=EASConfig.end,
-        help="answer: x_T is the last token of the last \\boxed{...} content (the paper); "
-        "response: probe every position of the response (traces without a boxed answer; not the paper's metric)",
-    )
-    g.add_argument(
-        "--no-chat-template", action="store_true", help="use the raw prompt text instead of the chat template"
-    )
+    add_metric_args(g)
     g.add_argument(
         "--trajectory",
         action="store_true",

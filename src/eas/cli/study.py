@@ -25,6 +25,7 @@ from eas.cli.common import (
     model_load_error,
     sampling_from_args,
 )
+from eas.config import EASConfig
 
 log = logging.getLogger("eas")
 
@@ -289,7 +290,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="score the first K samples whatever they hold, as the paper (a question whose sample 0 has no boxed "
         "answer then drops out); default: the first K with a boxed answer",
     )
-    g.add_argument("--trigger", default="\\boxed{", help="answer-forcing suffix of every probe (default: \\boxed{)")
+    g.add_argument(
+        "--trigger", default=EASConfig.trigger, help="answer-forcing suffix of every probe (default: %(default)s)"
+    )
     g.add_argument("--alpha", type=float, default=0.5, help="decay exponent of Fig. 3's decayed cumulative probability")
     g.add_argument("--label", default=None, help="name of this model/dataset in the tables (default: file name)")
     add_stride_args(g)
