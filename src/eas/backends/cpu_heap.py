@@ -5,10 +5,16 @@ returned to the system when freed, and a smaller one from the heap, whose freed 
 stays with the process. The threshold starts at 128 KiB but is dynamic: each mapped
 block that is freed raises it to that block's size (up to 32 MiB). After the first
 tensors of a forward pass are freed, tensors of a few MiB (a layer's keys, a chunk's
-activations) therefore come from the heap, and a heap in which the KV cache grows by
-``torch.cat`` fragments. Scoring one T = 4096 trace on the embedded model then peaked at
-300 to 850 MiB beyond its KV cache, varying from run to run, against 90 to 120 MiB with a
-fixed threshold (benchmarks/bench_eas.py prints the figure).
+activations) therefore come from the heap, and that heap fragments (the sizes keep
+changing: prefill segments, probe chunks, a cache that grows). Scoring one T = 4096
+trace on the embedded model then peaked at 250 to 700 MiB beyond its KV cache, varying
+from run to run.
+
+A fixed threshold trades memory for time: every tensor above it is a fresh mapping that
+the kernel faults in page by page. Measured on that trace (one run each, 2 cores): at
+1 MiB, 90-140 MiB beyond the KV cache and about 20 % slower; at 8 MiB (the default
+here), about 190-210 MiB and a few % slower (benchmarks/bench_eas.py prints the figures
+against the dynamic threshold).
 
 ``fix_mmap_threshold`` fixes the threshold (``mallopt(M_MMAP_THRESHOLD, ...)``, which
 also turns the dynamic rise off) for the whole process, once. It does nothing where libc
@@ -26,7 +32,7 @@ import os
 log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-THRESHOLD_BYTES = 1 << 20
+THRESHOLD_BYTES = 8 << 20
 
 _applied: bool | None = None
 

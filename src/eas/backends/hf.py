@@ -24,8 +24,9 @@ The packed method (docs/architecture.md, "The core algorithm"):
 Sliding-window layers (Gemma 2/3, Mistral-style, gpt-oss) are packed too: their window
 is enforced by the mask alone, so they get the staircase AND the window (counted in
 positions of the probe's own context), per layer type (``hf_masks.LayerMasks``); the
-cache is a plain ``DynamicCache()`` that keeps every key on every layer (a sliding
-cache keeps only W-1, which a staircase over the whole context cannot use).
+cache keeps every key on every layer (a sliding cache keeps only W-1, which a
+staircase over the whole context cannot use), in buffers allocated once for the packed
+sequence plus one probe chunk (``hf_cache.buffered_cache``: no ``torch.cat`` growth).
 
 The naive method runs one forward pass per probe with the model's own masks; it is the
 reference the tests use.
@@ -49,6 +50,7 @@ import numpy as np
 
 from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError
 from eas.backends.cpu_heap import fix_mmap_threshold
+from eas.backends.hf_cache import buffered_cache
 from eas.backends.hf_generate import generate_samples
 from eas.backends.hf_head import Float32Head, check_against_model
 from eas.backends.hf_masks import LayerMasks, layer_kinds, masks_unsupported_reason, prefill_mask, staircase_mask
@@ -158,8 +160,6 @@ class HFBackend:
 
     def _measure_packed(self, encs: list[EncodedRecord]) -> list[Measurement]:
         torch = _require_torch()
-        from transformers.cache_utils import DynamicCache
-
         dev = self.device
         starts = np.cumsum([0] + [e.context_length for e in encs])
         n_total = int(starts[-1])
@@ -174,12 +174,16 @@ class HFBackend:
                 for k, e in enumerate(encs)
             ]
         )
-        # Every layer keeps all its keys (a config-aware cache would keep only W-1 on sliding layers).
-        cache = DynamicCache()
+        on_gpu = self.device.type == "cuda"
+        chunk = self.engine.probes_per_chunk(on_gpu, max(len(e.suffix_ids) for e in encs))
+        longest_chunk = chunk * max(len(e.suffix_ids) for e in encs)
+        # Every layer keeps all its keys (a config-aware cache would keep only W-1 on sliding layers),
+        # in buffers allocated once: the packed sequence plus one probe chunk.
+        cache = buffered_cache(n_total + longest_chunk)
         # One record on full-attention layers only: the model's own causal mask (sdpa's fast path).
         own_mask = len(encs) == 1 and not self.masks.sliding
         token_lp, token_h = [], []
-        segment = self.engine.prefill_tokens(self.device.type == "cuda")
+        segment = self.engine.prefill_tokens(on_gpu)
         for a in range(0, n_total, segment):
             b = min(n_total, a + segment)
             keep = predict[(predict >= a) & (predict < b)]
@@ -194,14 +198,14 @@ class HFBackend:
         for k in range(len(encs)):
             _check_response_rows(all_h[bounds[k] : bounds[k + 1]])
 
-        probe_h, probe_p = self._run_probes(encs, starts, pos, cache, n_total)
+        probe_h, probe_p = self._run_probes(encs, starts, pos, cache, n_total, chunk)
         return [
             Measurement(probe_h[k], all_lp[bounds[k] : bounds[k + 1]], all_h[bounds[k] : bounds[k + 1]], probe_p[k])
             for k in range(len(encs))
         ]
 
     def _run_probes(
-        self, encs: list[EncodedRecord], starts: np.ndarray, pos: Any, cache: Any, cache_len: int
+        self, encs: list[EncodedRecord], starts: np.ndarray, pos: Any, cache: Any, cache_len: int, size: int
     ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """Probe entropies ``(n_probes,)`` and tracked-token probabilities ``(n_probes, K)`` per record.
 
@@ -215,7 +219,6 @@ class HFBackend:
         probes = [(k, i, t) for k, e in enumerate(encs) for i, t in enumerate(e.probe_positions)]
         entropies = [np.zeros(len(e.probe_positions)) for e in encs]
         tracked = [np.zeros((len(e.probe_positions), len(e.track_ids))) for e in encs]
-        size = self.engine.probes_per_chunk(self.device.type == "cuda", max(len(e.suffix_ids) for e in encs))
         for c in range(len(probes), 0, -size):
             chunk = probes[max(0, c - size) : c]
             ids, q_pos, ctx_start, ctx_stop, probe_start, last = [], [], [], [], [], []
