@@ -10,11 +10,12 @@ changing: prefill segments, probe chunks, a cache that grows). Scoring one T = 4
 trace on the embedded model then peaked at 250 to 700 MiB beyond its KV cache, varying
 from run to run.
 
-A fixed threshold trades memory for time: every tensor above it is a fresh mapping that
-the kernel faults in page by page. Measured on that trace (one run each, 2 cores): at
-1 MiB, 90-140 MiB beyond the KV cache and about 20 % slower; at 8 MiB (the default
-here), about 190-210 MiB and a few % slower (benchmarks/bench_eas.py prints the figures
-against the dynamic threshold).
+A fixed threshold trades time for memory: every tensor above it is a fresh mapping
+that the kernel faults in page by page. Measured on that trace (one run each, 2 cores):
+at 1 MiB (the default here), 90-170 MiB beyond the KV cache and 10-25 % slower; at
+8 MiB, 170-320 MiB (324 at T = 8000), which misses the goal of 300 at 8000.
+benchmarks/bench_eas.py prints both against the dynamic threshold; ``EAS_KEEP_MALLOC=1``
+gives the time back where memory is plentiful.
 
 ``fix_mmap_threshold`` fixes the threshold (``mallopt(M_MMAP_THRESHOLD, ...)``, which
 also turns the dynamic rise off) for the whole process, once. It does nothing where libc
@@ -32,7 +33,7 @@ import os
 log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-THRESHOLD_BYTES = 8 << 20
+THRESHOLD_BYTES = 1 << 20
 
 _applied: bool | None = None
 

@@ -12,10 +12,11 @@ The packed method (docs/architecture.md, "The core algorithm"):
    attention, positions restarting per record) and prefilled in segments of
    ``EngineConfig.prefill_chunk`` tokens; the prefill fills the KV cache and yields the
    response tokens' own log-probs and entropies.
-2. Probes go in chunks (``EngineConfig.chunk_size``; by default small on a CPU and
-   large on a GPU, where each forward pass costs a fixed launch time): each probe is its suffix tokens, positioned right after x_t,
-   attending to its record's cache up to x_t and to its own earlier suffix tokens (a
-   staircase mask). Only each probe's last suffix token goes through the head.
+2. Probes go in chunks (``EngineConfig.chunk_size``: small on a CPU, large on a GPU,
+   where each forward pass costs a fixed launch time): each probe is its suffix tokens,
+   positioned right after x_t, attending to its record's cache up to x_t and to its own
+   earlier suffix tokens (a staircase mask). Only each probe's last suffix token goes
+   through the head.
 3. The probe entries are cropped from the cache after each chunk. Chunks run from the
    last probe back to the first, and before each chunk the cache is cut to the last
    position it can see, so attention work shrinks with t instead of spanning the
@@ -175,11 +176,12 @@ class HFBackend:
             ]
         )
         on_gpu = self.device.type == "cuda"
-        chunk = self.engine.probes_per_chunk(on_gpu, max(len(e.suffix_ids) for e in encs))
-        longest_chunk = chunk * max(len(e.suffix_ids) for e in encs)
+        longest_suffix = max(len(e.suffix_ids) for e in encs)
+        chunk = self.engine.probes_per_chunk(on_gpu, longest_suffix)
+        n_probes = sum(len(e.probe_positions) for e in encs)
         # Every layer keeps all its keys (a config-aware cache would keep only W-1 on sliding layers),
         # in buffers allocated once: the packed sequence plus one probe chunk.
-        cache = buffered_cache(n_total + longest_chunk)
+        cache = buffered_cache(n_total + min(chunk, n_probes) * longest_suffix)
         # One record on full-attention layers only: the model's own causal mask (sdpa's fast path).
         own_mask = len(encs) == 1 and not self.masks.sliding
         token_lp, token_h = [], []

@@ -1,12 +1,13 @@
 """A KV cache written into buffers allocated once (packed scoring).
 
 transformers' ``DynamicLayer`` grows each layer's keys and values with ``torch.cat``:
-every prefill segment and every probe chunk allocates the whole cache again, layer by
-layer, and frees the old one. Besides the copies, on a CPU that pattern of ever larger
-blocks fragments glibc's heap, which then keeps hundreds of MiB of freed memory (see
-``eas.backends.cpu_heap``). The packed method knows in advance how many positions its
-cache will ever hold (the packed sequence plus one probe chunk), so ``BufferLayer``
-allocates that once per layer and writes into it; ``crop`` only moves the end.
+every prefill segment and every probe chunk copies the whole cache into a new
+allocation, layer by layer, and frees the old one. The packed method knows in advance
+how many positions its cache will ever hold (the packed sequence plus one probe
+chunk), so ``BufferLayer`` allocates that once per layer and writes into it; ``crop``
+only moves the end. (That alone does not keep glibc's heap from holding freed memory on
+a CPU: the activations still change size from prefill to probes; see
+``eas.backends.cpu_heap``.)
 
 ``buffered_cache`` falls back to a plain ``DynamicCache`` on a transformers without
 replicable cache layers (before the layered caches of 4.5x).
