@@ -11,11 +11,12 @@ trace on the embedded model then peaked at 250 to 700 MiB beyond its KV cache, v
 from run to run.
 
 A fixed threshold trades time for memory: every tensor above it is a fresh mapping
-that the kernel faults in page by page. Measured on that trace (one run each, 2 cores):
-at 1 MiB (the default here), 90-170 MiB beyond the KV cache and 10-25 % slower; at
-8 MiB, 170-320 MiB (324 at T = 8000), which misses the goal of 300 at 8000.
-benchmarks/bench_eas.py prints both against the dynamic threshold; ``EAS_KEEP_MALLOC=1``
-gives the time back where memory is plentiful.
+that the kernel faults in page by page. Measured with benchmarks/bench_eas.py (one run
+each, 2 cores), beyond the KV cache at T = 4096 / 8000 and the time of the same trace
+against the dynamic threshold: 1 MiB (before the buffered KV cache): 138 / 153 MiB, 1.24x;
+4 MiB (the default here):
+130 / 244 MiB, 1.18x; 8 MiB: 172 / 324 MiB, 1.13x. ``EAS_KEEP_MALLOC=1`` gives the time
+back where memory is plentiful (on a GPU nothing is changed).
 
 ``fix_mmap_threshold`` fixes the threshold (``mallopt(M_MMAP_THRESHOLD, ...)``, which
 also turns the dynamic rise off) for the whole process, once. It does nothing where libc
@@ -33,7 +34,7 @@ import os
 log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-THRESHOLD_BYTES = 1 << 20
+THRESHOLD_BYTES = 4 << 20
 
 _applied: bool | None = None
 
