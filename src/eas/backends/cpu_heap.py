@@ -13,10 +13,10 @@ from run to run.
 A fixed threshold trades time for memory: every tensor above it is a fresh mapping
 that the kernel faults in page by page. Measured with benchmarks/bench_eas.py (one run
 each, 2 cores), beyond the KV cache at T = 4096 / 8000 and the time of the same trace
-against the dynamic threshold: 1 MiB (before the buffered KV cache): 138 / 153 MiB, 1.24x;
-4 MiB (the default here):
-130 / 244 MiB, 1.18x; 8 MiB: 172 / 324 MiB, 1.13x. ``EAS_KEEP_MALLOC=1`` gives the time
-back where memory is plentiful (on a GPU nothing is changed).
+against the dynamic threshold: 4 MiB (the default here): 130 / 244 MiB, 1.18x; 8 MiB:
+172 / 324 MiB, 1.13x; 1 MiB (before the buffered KV cache): 138 / 153 MiB, 1.24x.
+``EAS_KEEP_MALLOC=1`` gives the time back where memory is plentiful (on a GPU nothing
+is changed).
 
 ``fix_mmap_threshold`` fixes the threshold (``mallopt(M_MMAP_THRESHOLD, ...)``, which
 also turns the dynamic rise off) for the whole process, once. It does nothing where libc
