@@ -80,6 +80,14 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def packed_backend(model: Any, args: argparse.Namespace) -> Any:
+    """The packed hf backend the benchmark times: one record per batch, ``--chunk-size`` or the device's default."""
+    from eas.backends.hf import HFBackend
+    from eas.config import EngineConfig
+
+    return HFBackend(model, None, EngineConfig(chunk_size=args.chunk_size, batch_tokens=0))
+
+
 def run_length(model: Any, length: int, args: argparse.Namespace) -> dict[str, float]:
     from dataclasses import replace
 
@@ -92,7 +100,7 @@ def run_length(model: Any, length: int, args: argparse.Namespace) -> dict[str, f
 
     enc = make_trace(length, model.config.vocab_size, seed=length)
     dev = args.device
-    packed = HFBackend(model, None, EngineConfig(chunk_size=args.chunk_size, batch_tokens=0))
+    packed = packed_backend(model, args)
     naive = HFBackend(model, None, EngineConfig(method="naive"))
     full = torch.tensor([enc.prompt_ids + enc.response_ids], device=dev)
     with torch.inference_mode():
@@ -154,11 +162,8 @@ def profile_packed(model: Any, length: int, args: argparse.Namespace) -> None:
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from eas.backends.hf import HFBackend
-    from eas.config import EngineConfig
-
     enc = make_trace(length, model.config.vocab_size, seed=length)
-    packed = HFBackend(model, None, EngineConfig(chunk_size=args.chunk_size, batch_tokens=0))
+    packed = packed_backend(model, args)
     cuda = args.device.startswith("cuda")
     phases = {"hidden (body)": packed._hidden, "head": packed.head.stats, "probes": packed._run_probes}
 

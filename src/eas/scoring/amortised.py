@@ -33,8 +33,7 @@ from eas.maths.metrics import record_figures
 from eas.maths.ridge import FOLDS, fit_ridge_cv
 from eas.progress import progress_bar
 from eas.records import Record, RecordError
-from eas.scoring.probes import encode_record
-from eas.scoring.score import RESULT_COLUMNS, ScoreError, plan_batches, score_batch
+from eas.scoring.score import RESULT_COLUMNS, ScoreError, encode_batch, plan_batches, score_batch
 from eas.storage.heads import HeadFile, check_head
 
 log = logging.getLogger(__name__)
@@ -73,22 +72,6 @@ def check_config(config: EASConfig) -> None:
         raise ValueError("amortised EAS does not predict option probabilities (track_tokens)")
     if config.probe_stride != 1:
         raise ValueError("amortised EAS runs no probes: it takes no --probe-stride (calibration probes every position)")
-
-
-def encode_batch(
-    batch: Sequence[Record | RecordError], backend: Any, config: EASConfig
-) -> list[EncodedRecord | ScoreError]:
-    """Each record encoded for the backend, or the ScoreError saying why it cannot be."""
-    out: list[EncodedRecord | ScoreError] = []
-    for rec in batch:
-        if isinstance(rec, RecordError):
-            out.append(ScoreError(rec.record_id, rec.reason))
-            continue
-        try:
-            out.append(encode_record(backend.tokenizer, rec, config, backend.max_context))
-        except RecordError as exc:
-            out.append(ScoreError(rec.id, exc.reason))
-    return out
 
 
 def predicted_row(enc: EncodedRecord, feats: PositionFeatures, head: HeadFile, config: EASConfig) -> dict[str, Any]:

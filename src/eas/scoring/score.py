@@ -148,11 +148,11 @@ def _measure(backend: Backend, batch: Sequence[EncodedRecord]) -> list[Measureme
         return [r for enc in batch for r in _measure(backend, [enc])]
 
 
-def score_batch(
-    batch: Sequence[Record | RecordError], backend: Backend, config: EASConfig
-) -> list[dict[str, Any] | ScoreError]:
-    """Encode and measure one planned batch; one result row or ScoreError per record."""
-    out: list[dict[str, Any] | ScoreError | EncodedRecord] = []
+def encode_batch(
+    batch: Sequence[Record | RecordError], backend: Any, config: EASConfig
+) -> list[EncodedRecord | ScoreError]:
+    """Each record encoded for the backend, or the ScoreError saying why it cannot be."""
+    out: list[EncodedRecord | ScoreError] = []
     for rec in batch:
         if isinstance(rec, RecordError):
             out.append(ScoreError(rec.record_id, rec.reason))
@@ -161,6 +161,14 @@ def score_batch(
             out.append(encode_record(backend.tokenizer, rec, config, backend.max_context))
         except RecordError as exc:
             out.append(ScoreError(rec.id, exc.reason))
+    return out
+
+
+def score_batch(
+    batch: Sequence[Record | RecordError], backend: Backend, config: EASConfig
+) -> list[dict[str, Any] | ScoreError]:
+    """Encode and measure one planned batch; one result row or ScoreError per record."""
+    out = encode_batch(batch, backend, config)
     encoded = [e for e in out if isinstance(e, EncodedRecord)]
     measured = iter(_measure(backend, encoded) if encoded else [])
     results: list[dict[str, Any] | ScoreError] = []
