@@ -22,7 +22,7 @@ import json
 from importlib.resources import files
 
 import pytest
-from helpers import check_topk_interval
+from helpers import check_topk_interval, write_jsonl
 
 from eas.backends.load import load_backend
 from eas.config import EASConfig, ServerConfig
@@ -71,9 +71,8 @@ def test_exact_eas_lies_within_the_topk_interval(native_url, embedded_dir):
 def test_cli_score_records_the_server_in_the_manifest(native_url, tmp_path, capsys):
     from eas.cli import main
 
-    src = tmp_path / "in.jsonl"
-    src.write_text(
-        "".join(json.dumps({"id": r.id, "prompt": r.prompt, "response": r.response}) + "\n" for r in _records(1))
+    src = write_jsonl(
+        tmp_path / "in.jsonl", [{"id": r.id, "prompt": r.prompt, "response": r.response} for r in _records(1)]
     )
     out = tmp_path / "scored.jsonl"
     assert main(["score", str(src), "--backend", "openai", "--base-url", native_url, "--out", str(out)]) == 0
@@ -94,11 +93,8 @@ def test_sample_through_the_native_server(tmp_path):
     from eas.backends.llama_server import native_llama_server
     from eas.cli import main
 
-    questions = tmp_path / "q.jsonl"
-    questions.write_text(
-        "".join(
-            json.dumps({"id": f"q{i}", "question": f"What is {i} + 2?", "answer": str(i + 2)}) + "\n" for i in range(2)
-        )
+    questions = write_jsonl(
+        tmp_path / "q.jsonl", [{"id": f"q{i}", "question": f"What is {i} + 2?", "answer": str(i + 2)} for i in range(2)]
     )
     runs = []
     for name in ("a", "b"):

@@ -19,7 +19,7 @@ from importlib.resources import files
 
 import numpy as np
 import pytest
-from helpers import check_topk_interval
+from helpers import check_topk_interval, write_jsonl
 
 from eas.backends.load import load_backend
 from eas.config import EASConfig, ServerConfig
@@ -61,9 +61,8 @@ def test_exact_eas_lies_within_the_topk_interval(llama_url, embedded_dir):
 def test_cli_scores_through_the_server_and_topk_stats(llama_url, tmp_path, capsys):
     from eas.cli import main
 
-    src = tmp_path / "in.jsonl"
-    src.write_text(
-        "".join(json.dumps({"id": r.id, "prompt": r.prompt, "response": r.response}) + "\n" for r in _records(2))
+    src = write_jsonl(
+        tmp_path / "in.jsonl", [{"id": r.id, "prompt": r.prompt, "response": r.response} for r in _records(2)]
     )
     out = tmp_path / "scored.jsonl"
     args = ["-q", "score", str(src), "--backend", "openai", "--base-url", llama_url, "--trajectory", "--out", str(out)]
@@ -82,11 +81,8 @@ def test_cli_scores_through_the_server_and_topk_stats(llama_url, tmp_path, capsy
 def test_sample_through_the_server(llama_url, tmp_path):
     from eas.cli import main
 
-    questions = tmp_path / "q.jsonl"
-    questions.write_text(
-        "".join(
-            json.dumps({"id": f"q{i}", "question": f"What is {i} + 2?", "answer": str(i + 2)}) + "\n" for i in range(2)
-        )
+    questions = write_jsonl(
+        tmp_path / "q.jsonl", [{"id": f"q{i}", "question": f"What is {i} + 2?", "answer": str(i + 2)} for i in range(2)]
     )
     args = ["sample", str(questions), "--model", "embedded", "--backend", "openai", "--base-url", llama_url]
     args += ["-n", "2", "--max-new-tokens", "24", "--concurrency", "2", "--seed", "5"]
