@@ -26,7 +26,7 @@ $(BASE): pyproject.toml Makefile
 # ~/.cache/eas/llama-server/, and found there later (the server tests call the same function).
 $(DEV): $(BASE)
 	$(PIP) install -q -e ".[dev]"
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -c 'from eas.backends.llama_build import ensure_llama_server as e; print(e())'
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -c 'from eas.testing.llama_build import ensure_llama_server as e; print(e())'
 	touch $(DEV)
 
 install: $(DEV)

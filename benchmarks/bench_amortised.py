@@ -57,9 +57,9 @@ def _backend(tiny: bool):
 
     if not tiny:
         return load_backend("embedded", device="cpu", dtype="float32")
-    from eas.backends.hf import HFBackend
+    from eas.backends.hf.backend import HFBackend
     from eas.backends.load import load_tokenizer
-    from eas.testing import make_tiny_llama
+    from eas.testing.models import make_tiny_llama
 
     tok = load_tokenizer("embedded")
     return HFBackend(make_tiny_llama(len(tok)), tok)
@@ -129,7 +129,7 @@ def report(name: str, scored: dict, clock: dict) -> dict:
 
 def layer_check(cal_records, backend, cal_rows) -> None:
     """Cross-validated figures of several feature sets on the calibration half (one extra pass each)."""
-    from eas.backends.hf_features import n_layers, position_features
+    from eas.backends.hf.features import n_layers, position_features
     from eas.config import EASConfig
     from eas.maths.agreement import agreement
     from eas.maths.ridge import fit_ridge_cv
@@ -156,7 +156,7 @@ def layer_check(cal_records, backend, cal_rows) -> None:
 
 def auto_mixed(records, backend, scored_parts, clock_parts, fractions) -> None:
     """``--amortised auto`` on the mixed pool, per calibration fraction (see the module docstring)."""
-    from eas.backends.hf_features import default_layers, position_features
+    from eas.backends.hf.features import default_layers, position_features
     from eas.config import EASConfig
     from eas.maths.agreement import agreement
     from eas.maths.ridge import fit_ridge_cv

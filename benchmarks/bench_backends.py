@@ -60,11 +60,11 @@ def bench_hf(traces: list) -> tuple[float, int]:
 
 def bench_openai(traces: list, naive_sample: int, threads: int, native: bool) -> tuple[float, float]:
     """(ordered, naive) probes/s through llama-cpp-python's server, or the native llama-server."""
-    from eas.backends.llama_server import local_llama_server, native_llama_server
     from eas.backends.load import load_backend
-    from eas.backends.openai import probe_positions
+    from eas.backends.openai.backend import probe_positions
     from eas.config import EASConfig, ServerConfig
     from eas.scoring.probes import encode_record
+    from eas.testing.llama_server import local_llama_server, native_llama_server
 
     serve = native_llama_server if native else local_llama_server
     with serve(n_ctx=2048, n_threads=threads) as url:
@@ -88,9 +88,9 @@ def bench_ray(traces: list) -> tuple[float, float]:
     import ray
     from transformers import AutoTokenizer
 
-    from eas.backends.embedded import embedded_model_dir
+    from eas.backends.sources.embedded import embedded_model_dir
     from eas.scoring.ray import RayOptions, _local_runtime_env, score_with_ray
-    from eas.testing import make_tiny_llama
+    from eas.testing.models import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
     rates = {}

@@ -12,7 +12,7 @@ T = 4096 and one of T = 8000 response tokens, each in a fresh subprocess, and pr
 growth of peak RSS over the RSS after loading the model, and that growth minus the KV
 cache (2 x layers x kv_heads x head_dim x positions x 4 bytes), which is what the
 scoring itself adds. The first of these runs is repeated with glibc's dynamic mmap
-threshold (``EAS_KEEP_MALLOC=1``, see ``eas.backends.cpu_heap``), for its memory and
+threshold (``EAS_KEEP_MALLOC=1``, see ``eas.backends.hf.heap``), for its memory and
 its time. Timings are the best of a few repeats (lengths above 1024 are timed
 once, with a smaller naive sample), since shared machines are noisy: read the ratios,
 not the seconds.

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import chromium  # noqa: E402
 from view_helpers import synthetic_row  # noqa: E402
 
-from eas.study import view  # noqa: E402
+from eas import view  # noqa: E402
 
 HOVER_PROBE = """<div id="bench"></div><script>
 (function () {

@@ -82,7 +82,7 @@ def _sync(device: str) -> None:
 
 def packed_backend(model: Any, args: argparse.Namespace) -> Any:
     """The packed hf backend the benchmark times: one record per batch, ``--chunk-size`` or the device's default."""
-    from eas.backends.hf import HFBackend
+    from eas.backends.hf.backend import HFBackend
     from eas.config import EngineConfig
 
     return HFBackend(model, None, EngineConfig(chunk_size=args.chunk_size, batch_tokens=0))
@@ -94,7 +94,7 @@ def run_length(model: Any, length: int, args: argparse.Namespace) -> dict[str, f
     import numpy as np
     import torch
 
-    from eas.backends.hf import HFBackend
+    from eas.backends.hf.backend import HFBackend
     from eas.config import EngineConfig
     from eas.maths.stratified import probe_plan
 

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "view.png")
     parser.add_argument("--size", default="1200,460", help="window width,height in pixels")
     args = parser.parse_args(argv)
-    from eas.study.view_text import token_texts
+    from eas.view.trace import token_texts
 
     rows = scored_examples()
     tokens, _ = token_texts(rows[1]["response"], rows[1]["token_spans"])

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def embedded_dir() -> Path:
-    from eas.backends.embedded import embedded_model_dir
+    from eas.backends.sources.embedded import embedded_model_dir
 
     return embedded_model_dir()
 
@@ -32,7 +32,7 @@ def gemma_gguf() -> Path:
 def gemma_dir(gemma_gguf) -> Path:
     """Its dequantized model folder: built by the first test that needs it (about a minute
     and 3 GB of memory on 2 cores), then reused by every later test and run."""
-    from eas.backends.gguf import gguf_model_dir
+    from eas.backends.sources.gguf import gguf_model_dir
 
     return gguf_model_dir(gemma_gguf)
 

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 from eas.config import EngineConfig
-from eas.testing import make_tiny_llama
+from eas.testing.models import make_tiny_llama
 
 __all__ = ["arithmetic_records", "backend", "check_topk_interval", "make_tiny_llama", "write_jsonl"]
 
 
 def backend(model, tokenizer, **engine):
-    from eas.backends.hf import HFBackend
+    from eas.backends.hf.backend import HFBackend
 
     return HFBackend(model, tokenizer, EngineConfig(**engine))
 

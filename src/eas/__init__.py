@@ -11,6 +11,7 @@ Quick use::
 ``response`` into a self-contained HTML page, token by token.
 """
 
+from eas import view
 from eas.backends.load import load_backend
 from eas.config import EASConfig, EngineConfig, SamplingConfig
 from eas.records import InputError, Record, RecordError
@@ -20,7 +21,6 @@ from eas.scoring.score import RESULT_COLUMNS, ScoreError, score_records
 from eas.storage.files import read_table, write_results
 from eas.storage.inputs import FieldMap, read_records
 from eas.storage.parts import RunSummary
-from eas.study import view
 from eas.study.study import StudyConfig, run_study
 
 __version__ = "0.1.0"

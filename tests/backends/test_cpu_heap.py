@@ -12,7 +12,7 @@ import pytest
 # B, and its memory stays with the process; with a fixed threshold it is a mapping of its own.
 PROBE = """
 import sys, torch
-from eas.backends.cpu_heap import fix_mmap_threshold
+from eas.backends.hf.heap import fix_mmap_threshold
 if sys.argv[1] == "fix":
     assert fix_mmap_threshold()
 def rss():
@@ -43,7 +43,7 @@ def test_fixed_threshold_returns_a_freed_tensor_that_the_dynamic_one_keeps():
 
 
 def test_keep_malloc_leaves_malloc_alone():
-    code = "from eas.backends.cpu_heap import fix_mmap_threshold; print(fix_mmap_threshold())"
+    code = "from eas.backends.hf.heap import fix_mmap_threshold; print(fix_mmap_threshold())"
     env = {**os.environ, "EAS_KEEP_MALLOC": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "False"

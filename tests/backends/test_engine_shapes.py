@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from stub_server import Stub
 
-from eas.backends.openai import OpenAIBackend
+from eas.backends.openai.backend import OpenAIBackend
 from eas.config import EASConfig, ServerConfig
 from eas.maths.entropy import topk_truncation_bound
 from eas.records import Record
@@ -103,7 +103,7 @@ def test_logprobs_that_stay_null_or_nan_fail_the_record_not_the_run(tokenizer, s
 
 
 def test_error_bodies_reach_the_message(tokenizer):
-    from eas.backends.openai import ServerError
+    from eas.backends.openai.backend import ServerError
 
     for shape in ("llama_server", "sglang", "vllm"):
         with Stub(tokenizer, _top(tokenizer), shape=shape) as stub:

@@ -1,4 +1,4 @@
-"""The GGUF cache (eas.backends.gguf): keyed by content, checked, atomic, built once.
+"""The GGUF cache (eas.backends.sources.gguf): keyed by content, checked, atomic, built once.
 
 These tests swap the dequantizer (transformers' GGUF loader, tens of seconds) for one
 that writes a small model folder, so that the cache's own logic is tested quickly; the
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from eas.backends import gguf as gguf_mod
 from eas.backends.load import model_path
+from eas.backends.sources import gguf as gguf_mod
 
 
 class FakeDequantizer:
@@ -134,7 +134,7 @@ def test_concurrent_builders_build_once(monkeypatch, tmp_path):
 
 
 def test_model_names_go_through_the_one_cache(fake, tmp_path):
-    from eas.backends.embedded import gguf_path
+    from eas.backends.sources.embedded import gguf_path
 
     src = _gguf(tmp_path / "m.gguf", b"GGUF one")
     assert model_path(str(src)) == str(gguf_mod.gguf_model_dir(src))
@@ -157,8 +157,8 @@ def test_the_cli_reports_a_missing_gguf_file(tmp_path, capsys):
 
 
 def test_served_gguf_names_find_their_tokenizer(fake, tmp_path):
-    from eas.backends.embedded import GGUF_FILE
     from eas.backends.load import default_tokenizer
+    from eas.backends.sources.embedded import GGUF_FILE
 
     assert default_tokenizer("embedded") == "embedded"
     assert default_tokenizer(GGUF_FILE) == "embedded"  # llama.cpp serving the embedded file, named bare

@@ -36,7 +36,7 @@ def _same_model(gguf_file, folder):
 
 
 def test_the_embedded_cache_is_the_gguf_model(embedded_dir):
-    from eas.backends.embedded import gguf_path
+    from eas.backends.sources.embedded import gguf_path
 
     _same_model(gguf_path(), embedded_dir)
 

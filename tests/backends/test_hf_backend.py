@@ -76,7 +76,7 @@ def test_packed_equals_naive_embedded(embedded_model, tokenizer):
 
 
 def test_sliding_window_models_refuse_the_packed_method(tokenizer):
-    from eas.backends.hf import HFBackend
+    from eas.backends.hf.backend import HFBackend
 
     model = make_tiny_llama(len(tokenizer))
     model.config.sliding_window = 16

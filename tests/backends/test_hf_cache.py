@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers.cache_utils import DynamicCache
 
-from eas.backends.hf_cache import buffered_cache
+from eas.backends.hf.cache import buffered_cache
 
 
 def _kv(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

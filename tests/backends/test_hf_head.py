@@ -5,9 +5,9 @@ import pytest
 import torch
 from helpers import make_tiny_llama
 
-from eas.backends.hf_head import Float32Head, check_against_model
+from eas.backends.hf.head import Float32Head, check_against_model
 from eas.maths.entropy import entropy_bits_from_logits, logprobs_and_entropy_from_logits
-from eas.testing import make_tiny_gemma
+from eas.testing.models import make_tiny_gemma
 
 
 def _inputs(vocab: int, n: int = 40):

@@ -11,7 +11,7 @@ from helpers import backend
 from test_hf_backend import RECORDS, _assert_same, _score
 
 from eas.config import EASConfig
-from eas.testing import make_tiny_gemma
+from eas.testing.models import make_tiny_gemma
 
 
 @pytest.fixture(scope="module", params=["sdpa", "eager"])
@@ -55,7 +55,7 @@ def test_sliding_window_with_answer_prefix_and_tracked_tokens(tokenizer, gemma_a
 
 
 def test_only_full_and_sliding_layers_are_packed(tokenizer):
-    from eas.backends.hf import HFBackend, packed_unsupported_reason
+    from eas.backends.hf.backend import HFBackend, packed_unsupported_reason
 
     model = make_tiny_gemma(len(tokenizer), layer_types=("sliding_attention", "full_attention"))
     assert packed_unsupported_reason(model) is None

@@ -2,7 +2,7 @@
 
 import pytest
 
-from eas.backends import llama_build
+from eas.testing import llama_build
 
 
 def test_a_cached_binary_is_used_as_is(tmp_path, monkeypatch):

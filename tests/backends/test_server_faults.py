@@ -20,7 +20,7 @@ KEY = "sk-test-0123456789abcdef"
 @pytest.fixture(scope="module")
 def llama_url():
     pytest.importorskip("llama_cpp.server")
-    from eas.backends.llama_server import local_llama_server
+    from eas.testing.llama_server import local_llama_server
 
     with local_llama_server(n_ctx=2048) as url:
         yield url

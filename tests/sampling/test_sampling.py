@@ -3,7 +3,7 @@
 import pytest
 from helpers import write_jsonl
 
-from eas.backends.hf_generate import generate_samples
+from eas.backends.hf.generate import generate_samples
 from eas.config import SamplingConfig
 from eas.records import InputError
 from eas.sampling.questions import Question, build_prompt, builtin_questions_path, load_fewshot, load_questions

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import arithmetic_records, backend, make_tiny_llama, write_jsonl
 
-from eas.backends.hf_features import default_layers, position_features
+from eas.backends.hf.features import default_layers, position_features
 from eas.config import EASConfig
 from eas.maths.entropy import entropy_bits_from_logits
 from eas.records import InputError, Record

@@ -204,8 +204,8 @@ def test_the_first_sample_with_a_boxed_answer_is_scored_not_sample_0():
 
 
 def test_traces_page_and_the_report_link_to_it(tiny_study):
-    from eas.study.view import read_study
-    from eas.study.view_text import trace_anchor
+    from eas.view.page import read_study
+    from eas.view.trace import trace_anchor
 
     out, result = tiny_study
     assert result.traces_html == out / "traces.html"

@@ -1,4 +1,4 @@
-"""The token-level view's page (``eas.study.view``): token cutting, structure, escaping."""
+"""The token-level view's page (``eas.view.page``): token cutting, structure, escaping."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from view_helpers import HOSTILE, row_for, synthetic_row, trace_data
 
 import eas
-from eas.study import view
-from eas.study.view_text import ViewError, token_texts
+from eas import view
+from eas.view.trace import ViewError, token_texts
 
 
 def test_tokens_join_back_to_the_response_with_gaps_and_overlaps() -> None:

@@ -19,7 +19,7 @@ import chromium
 import pytest
 from view_helpers import HOSTILE, row_for, synthetic_row
 
-from eas.study import view
+from eas import view
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,7 +12,7 @@ from helpers import write_jsonl
 from view_helpers import synthetic_row, trace_data
 
 from eas.cli import main
-from eas.study.view_text import token_texts
+from eas.view.trace import token_texts
 
 TRACES = [
     {"id": "q17/0", "prompt": "What is 2+3?", "response": "2 + 3 = 5, so the answer is \\boxed{5}.", "answer": "5"},

@@ -1,7 +1,7 @@
 """The one model loader: names -> folders, folders -> (model, tokenizer), options -> a backend.
 
 Every command that loads a model comes through here, so ``"embedded"`` and ``PATH.gguf``
-(dequantized once into a checked cache, ``eas.backends.gguf``) mean the same thing
+(dequantized once into a checked cache, ``eas.backends.sources.gguf``) mean the same thing
 everywhere, and ``--device``/``--dtype``/``--trust-remote-code`` reach every load.
 """
 
@@ -15,7 +15,7 @@ from eas.config import EngineConfig, ServerConfig
 
 def resolve_device(device: str) -> str:
     """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; anything else as given."""
-    from eas.backends.hf import _require_torch
+    from eas.backends.hf.backend import _require_torch
 
     torch = _require_torch()
     if device == "auto":
@@ -25,7 +25,7 @@ def resolve_device(device: str) -> str:
 
 def resolve_dtype(dtype: str, device: str) -> Any:
     """``"auto"`` -> bfloat16 on CUDA, float32 elsewhere; a name -> its torch dtype."""
-    from eas.backends.hf import _require_torch
+    from eas.backends.hf.backend import _require_torch
 
     torch = _require_torch()
     if dtype == "auto":
@@ -39,14 +39,14 @@ def resolve_dtype(dtype: str, device: str) -> Any:
 def model_path(name: str) -> str:
     """The folder or hub id transformers loads for ``name``.
 
-    A GGUF file (``*.gguf``) -> its dequantized cache folder (``eas.backends.gguf``), built
+    A GGUF file (``*.gguf``) -> its dequantized cache folder (``eas.backends.sources.gguf``), built
     on first use; ``"embedded"`` is the GGUF file of the embedded model, so the same.
     """
     if name == "embedded":
-        from eas.backends.embedded import gguf_path
+        from eas.backends.sources.embedded import gguf_path
 
         name = str(gguf_path())
-    from eas.backends.gguf import gguf_model_dir, is_gguf_path
+    from eas.backends.sources.gguf import gguf_model_dir, is_gguf_path
 
     if is_gguf_path(name):
         return str(gguf_model_dir(name))
@@ -59,7 +59,7 @@ def default_tokenizer(model: str) -> str:
     local GGUF file gives its own cached tokenizer)."""
     from pathlib import Path
 
-    from eas.backends.embedded import GGUF_FILE
+    from eas.backends.sources.embedded import GGUF_FILE
 
     if model == "embedded" or (Path(model).name == GGUF_FILE and not Path(model).is_file()):
         return "embedded"
@@ -127,12 +127,12 @@ def load_backend(
     else ``model``).
     """
     if backend == "openai":
-        from eas.backends.openai import OpenAIBackend
+        from eas.backends.openai.backend import OpenAIBackend
 
         return OpenAIBackend.connect(model, load_tokenizer(tokenizer or default_tokenizer(model)), server)
     if backend != "hf":
         raise ValueError(f"unknown backend {backend!r}: use 'hf' or 'openai'")
-    from eas.backends.hf import HFBackend
+    from eas.backends.hf.backend import HFBackend
 
     loaded, tok = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     return HFBackend(loaded, tok, engine, name=model)

@@ -2,7 +2,7 @@
 
 Reads a scored file (``eas score --trajectory --keep-input``) or a study folder, picks
 the rows (``--id``), checks that they carry what the page needs and writes the page of
-``eas.study.view``. No model is loaded.
+``eas.view.page``. No model is loaded.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _check(row: dict[str, Any], source: str, study: bool, response_field: str) -
 def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, bool]:
     """The rows to show, the model name if known, and whether they come from a study."""
     from eas.storage.files import read_table
-    from eas.study.view import read_study
+    from eas.view.page import read_study
 
     source = Path(args.input)
     if source.is_dir():
@@ -97,7 +97,7 @@ def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, b
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    from eas.study.view import ViewError, render
+    from eas.view.page import ViewError, render
 
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):

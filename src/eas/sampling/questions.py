@@ -6,7 +6,7 @@
   turns) and then the question, rendered to text with the generation prompt. The same
   text is what the study later scores; sampling and scoring both turn it into ids with
   ``eas.backends.prompts.text_prompt_ids`` (one BOS, never two), so the scored context
-  is the sampled one. The decoding loop itself is ``eas.backends.hf_generate``.
+  is the sampled one. The decoding loop itself is ``eas.backends.hf.generate``.
 
 Deliberate simplification: a few-shot example is shown only to questions of its own
 kind (with or without options) when both kinds are available.

@@ -2,7 +2,7 @@
 
 Exact EAS costs about ``1 + s`` forward passes per record (docs/method.md). The amortised
 estimate runs one pass over prompt + response, reads per-position features
-(``eas.backends.hf_features``: hidden states of chosen layers at x_t and the next-token
+(``eas.backends.hf.features``: hidden states of chosen layers at x_t and the next-token
 entropy) and predicts every ``H_t`` with a ridge head (``eas.maths.ridge``) fitted on the
 exact probe entropies of calibration traces. ``eas``, ``mean_eas``, ``final_entropy`` and
 ``trajectory`` of a predicted row are then predictions (``eas_method: "amortised"``);
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import EncodedRecord
-from eas.backends.hf_features import PositionFeatures, default_layers, model_fingerprint, position_features
+from eas.backends.hf.features import PositionFeatures, default_layers, model_fingerprint, position_features
 from eas.config import EASConfig
 from eas.maths.agreement import agreement
 from eas.maths.metrics import record_figures

@@ -4,7 +4,7 @@ Everything that comes from the model or the dataset (questions, answers, sampled
 ids, the model name) is escaped: HTML-escaped with quotes in the HTML report, and in the
 markdown report ``<``, ``>`` and ``&`` are escaped (viewers render inline HTML) and table
 pipes too. Figures are embedded in the HTML as base64 PNG data URIs, so the file stands
-alone. With ``traces`` (the study's ``traces.html``, ``eas.study.view``) both reports
+alone. With ``traces`` (the study's ``traces.html``, ``eas.view.page``) both reports
 link to it, and the ids of the most and least uncertain questions open their own trace.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from eas.maths.metrics import metric_label
 from eas.study.tables import ci_text, detail_table, markdown_table
-from eas.study.view_text import trace_anchor
+from eas.view.trace import trace_anchor
 
 N_EXTREMES = 5
 FIGURE_TITLES = {

@@ -6,7 +6,7 @@ single-pass metrics of the first sample with a boxed answer, or the mean over th
 k such samples (``eas.scoring.score.score_records`` on the exact sampled context) -> across questions, each
 metric's correlation with the reference uncertainty (``eas.maths.correlation``) -> figures
 (``eas.study.plots``), a report (``eas.study.report``) and ``traces.html``, every question
-token by token (``eas.study.view``).
+token by token (``eas.view.page``).
 
 **(ours)** A sample without a final ``\\boxed{...}`` cannot be scored (x_T is undefined),
 so by default the study scores the first sample of each question that has one
@@ -146,7 +146,7 @@ def run_study(
     """Sample, grade, score, correlate, draw and report; every file goes to ``out_dir``."""
     from eas.study.plots import draw_figures
     from eas.study.report import write_report
-    from eas.study.view import study_page
+    from eas.view.page import study_page
 
     started = time.monotonic()
     out = Path(out_dir)

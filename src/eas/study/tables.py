@@ -82,7 +82,7 @@ def per_question_rows(
     The metrics are those of ``samples_to_score``; ``scored_sample`` is the index of the
     first of them and ``scored_correct`` its correctness (what AUROC and PRR predict).
     The scored sample's ``trajectory``, ``token_spans``, ``prompt`` and ``response`` come
-    along, so that the question can be shown token by token (``eas.study.view``).
+    along, so that the question can be shown token by token (``eas.view.page``).
     """
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in graded:

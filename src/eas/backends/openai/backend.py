@@ -8,9 +8,9 @@ docs/method.md, so the exact entropy lies in ``[H_t, H_t + bound_t]``.
 
 Prompts are built with the model's own HF tokenizer. What the server accepts (token-id
 prompts or text, its cap on K, the answer shape, the route: ``/completions`` or SGLang's
-``/generate``) is detected once per run (``eas.backends.openai_detect``) and recorded in
+``/generate``) is detected once per run (``eas.backends.openai.detect``) and recorded in
 the run's manifest through ``describe()``. The answer shapes are parsed in
-``eas.backends.openai_shapes``, keyed by token id wherever the server gives one. An
+``eas.backends.openai.shapes``, keyed by token id wherever the server gives one. An
 answer whose log-probs are null or NaN is asked again, then the record fails: such a
 probe never gets a value or a bound.
 
@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import EncodedRecord, Measurement
-from eas.backends.openai_client import ServerClient, ServerError
-from eas.backends.openai_detect import ServerProfile, detect_profile, fetch_top, probe_request
-from eas.backends.openai_shapes import Key, TopLogprobs, echo_logprobs
+from eas.backends.openai.client import ServerClient, ServerError
+from eas.backends.openai.detect import ServerProfile, detect_profile, fetch_top, probe_request
+from eas.backends.openai.shapes import Key, TopLogprobs, echo_logprobs
 from eas.config import ServerConfig
 from eas.maths.entropy import topk_entropy_bits, topk_mass, topk_truncation_bound
 

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from eas.backends.openai_client import ServerClient, ServerError, api_root
-from eas.backends.openai_shapes import (
+from eas.backends.openai.client import ServerClient, ServerError, api_root
+from eas.backends.openai.shapes import (
     BadAnswer,
     Shape,
     TopLogprobs,

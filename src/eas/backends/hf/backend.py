@@ -50,11 +50,11 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError
-from eas.backends.cpu_heap import fix_mmap_threshold
-from eas.backends.hf_cache import buffered_cache
-from eas.backends.hf_generate import generate_samples
-from eas.backends.hf_head import Float32Head, check_against_model
-from eas.backends.hf_masks import LayerMasks, layer_kinds, masks_unsupported_reason, prefill_mask, staircase_mask
+from eas.backends.hf.cache import buffered_cache
+from eas.backends.hf.generate import generate_samples
+from eas.backends.hf.head import Float32Head, check_against_model
+from eas.backends.hf.heap import fix_mmap_threshold
+from eas.backends.hf.masks import LayerMasks, layer_kinds, masks_unsupported_reason, prefill_mask, staircase_mask
 from eas.config import EngineConfig, SamplingConfig
 
 log = logging.getLogger(__name__)
