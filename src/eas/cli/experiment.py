@@ -18,6 +18,7 @@ from eas.cli.common import (
     model_options,
     sampling_from_args,
 )
+from eas.storage.jsontext import dumps
 
 log = logging.getLogger("eas")
 
@@ -111,7 +112,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             len(questions),
             args.k,
         )
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    Path(args.out).write_text(dumps(results, indent=1) + "\n")
     return EXIT_OK
 
 

@@ -33,7 +33,7 @@ from eas.maths.metrics import record_figures
 from eas.maths.ridge import FOLDS, fit_ridge_cv
 from eas.progress import progress_bar
 from eas.records import Record, RecordError
-from eas.scoring.score import RESULT_COLUMNS, ScoreError, encode_batch, plan_batches, score_batch
+from eas.scoring.score import RESULT_COLUMNS, ScoreError, encode_batch, finite_or_error, plan_batches, score_batch
 from eas.storage.heads import HeadFile, check_head
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,9 @@ def score_batch_amortised(
             out.append(exact_rows[rec.id])
             continue
         item = next(done)
-        out.append(predicted_row(item, next(feats), head, config) if isinstance(item, EncodedRecord) else item)
+        out.append(
+            finite_or_error(predicted_row(item, next(feats), head, config)) if isinstance(item, EncodedRecord) else item
+        )
     return out
 
 
@@ -171,6 +173,9 @@ def calibrate(
             encs = [e for e in encode_batch(batch, backend, config) if isinstance(e, EncodedRecord)]
             encs = [e for e in encs if e.record.id in good and e.n_probes > 0]
             for enc, f in zip(encs, position_features(backend, encs, layers), strict=True):
+                if not np.isfinite(f.features).all():  # its exact row stands; the fit cannot use it
+                    errors.append(ScoreError(enc.record.id, "non-finite features: left out of the calibration"))
+                    continue
                 features.append(f.features)
                 targets.append(np.asarray(good[enc.record.id]["trajectory"], dtype=np.float64))
                 groups += [str(enc.record.id)] * enc.n_probes

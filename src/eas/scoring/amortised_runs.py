@@ -36,6 +36,7 @@ from eas.scoring.amortised import calibrate, check_head_for, score_batch_amortis
 from eas.scoring.runs import check_unique_ids, record_key, score_file
 from eas.storage.heads import HeadFile, load_head, save_head
 from eas.storage.inputs import FieldMap, read_records
+from eas.storage.jsontext import dumps
 from eas.storage.parts import RunSummary, fingerprint, write_atomic
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ def _auto_calibration(
         log.info("calibrating on %d of %d records (fraction %g, seed %d)", len(chosen), len(valid), fraction, seed)
         records: list[Record | RecordError] = list(chosen)
         cal = calibrate(records, get_backend(), config, seed=seed, batch_tokens=batch_tokens, progress=True)
-        write_atomic(rows_path, (json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in cal.exact_rows))
+        write_atomic(rows_path, (dumps(r, ensure_ascii=False, default=str) + "\n" for r in cal.exact_rows))
         save_head(head_path, cal.head, {**cal.manifest, "calibration_key": key, "calibration_auto": info})
         previous = load_head(head_path)
     else:

@@ -17,7 +17,7 @@ import numpy as np
 
 from eas.backends.base import Backend, EncodedRecord, Measurement
 from eas.config import EASConfig
-from eas.maths.metrics import record_figures, topk_figures
+from eas.maths.metrics import non_finite_fields, record_figures, topk_figures
 from eas.maths.stratified import block_sizes
 from eas.progress import progress_bar
 from eas.records import Record, RecordError
@@ -59,6 +59,15 @@ class ScoreError:
 
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "error": self.reason}
+
+
+def finite_or_error(row: dict[str, Any]) -> dict[str, Any] | ScoreError:
+    """``row``, or the ScoreError naming its non-finite figures (every path, exact and amortised)."""
+    bad = non_finite_fields(row)
+    if not bad:
+        return row
+    log.warning("record %r: non-finite %s; sent to the errors file", row.get("id"), ", ".join(bad))
+    return ScoreError(row.get("id"), f"non-finite values in {', '.join(bad)} (the model's outputs are not finite)")
 
 
 def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[str, Any]:
@@ -175,7 +184,7 @@ def score_batch(
     for item in out:
         if isinstance(item, EncodedRecord):
             m = next(measured)
-            results.append(m if isinstance(m, ScoreError) else result_row(item, m, config))
+            results.append(m if isinstance(m, ScoreError) else finite_or_error(result_row(item, m, config)))
         else:
             results.append(item)
     return results

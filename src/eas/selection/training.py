@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from eas.records import Record
+from eas.storage.jsontext import dumps
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def _callbacks(out_dir: Path, keep_best: int) -> list[Any]:
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs:
                 with (out_dir / "train_log.jsonl").open("a") as f:
-                    f.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+                    f.write(dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
 
     class KeepBest(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -170,7 +171,7 @@ def _callbacks(out_dir: Path, keep_best: int) -> list[Any]:
                     shutil.rmtree(path, ignore_errors=True)
             best = sorted((s for s in keep if s in losses), key=lambda s: (losses[s], s))[:keep_best]
             listing = [{"checkpoint": f"checkpoint-{s}", "eval_loss": losses[s]} for s in best]
-            (out_dir / "best_checkpoints.json").write_text(json.dumps(listing, indent=1) + "\n")
+            (out_dir / "best_checkpoints.json").write_text(dumps(listing, indent=1) + "\n")
 
     return [JsonlLog(), KeepBest()]
 
@@ -284,7 +285,7 @@ def train(
     last = get_last_checkpoint(str(out_dir)) if resume else None
     if resume and last is None:
         log.info("no checkpoint in %s: starting from the beginning", out_dir)
-    (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
+    (out_dir / "train_config.json").write_text(dumps(asdict(config), indent=1) + "\n")
     trainer.train(resume_from_checkpoint=last)
     best = (
         json.loads((out_dir / "best_checkpoints.json").read_text())

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from eas.records import InputError
+from eas.storage.jsontext import dumps
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +151,11 @@ class PartStore:
         """
         if not self._header_written:  # written with the first part: a run that dies before any has no say
             header = {"settings_fp": self.settings_fp, "settings": self.settings}
-            write_atomic(self.dir / "manifest.json", [json.dumps(header) + "\n"])
+            write_atomic(self.dir / "manifest.json", [dumps(header) + "\n"])
             self._header_written = True
-        lines = [json.dumps({"keys": [list(k) for k in keys], "retry": retry}) + "\n"]
-        lines += [json.dumps({"row": r}, ensure_ascii=False, default=str) + "\n" for r in rows]
-        lines += [json.dumps({"error": e}, ensure_ascii=False) + "\n" for e in errors]
+        lines = [dumps({"keys": [list(k) for k in keys], "retry": retry}) + "\n"]
+        lines += [dumps({"row": r}, ensure_ascii=False, default=str) + "\n" for r in rows]
+        lines += [dumps({"error": e}, ensure_ascii=False) + "\n" for e in errors]
         write_atomic(self.dir / f"part-{index:09d}.jsonl", lines)
         if retry:
             self._retry.add(index)
@@ -196,11 +197,11 @@ class PartStore:
         write_rows(self.out, lambda: (r for r, _ in self.iter_parts(indices)))
         write_atomic(
             errors_out,
-            (json.dumps(x, ensure_ascii=False) + "\n" for _, e in self.iter_parts(indices) for x in e),
+            (dumps(x, ensure_ascii=False) + "\n" for _, e in self.iter_parts(indices) for x in e),
         )
         counts["retry_batches"] = len(self._retry)
         manifest = {"settings_fp": self.settings_fp, "settings": self.settings, **counts, **extra}
-        write_atomic(manifest_path(self.out), [json.dumps(manifest, indent=1, default=str) + "\n"])
+        write_atomic(manifest_path(self.out), [dumps(manifest, indent=1, default=str) + "\n"])
         if self._retry:
             log.warning(
                 "%d batches hold errors worth retrying; run the same command again to retry them", len(self._retry)

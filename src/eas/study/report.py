@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from eas.maths.metrics import metric_label
+from eas.storage.jsontext import dumps
 from eas.study.tables import ci_text, detail_table, markdown_table
 from eas.view.trace import trace_anchor
 
@@ -88,7 +88,7 @@ def _summary(table: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 
 def _settings_lines(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [(k, v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in settings.items()]
+    return [(k, v if isinstance(v, str) else dumps(v, default=str)) for k, v in settings.items()]
 
 
 def render_markdown(

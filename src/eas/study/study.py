@@ -17,7 +17,6 @@ logged and written to ``settings.json`` (``questions_without_scores``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from eas.records import Record
 from eas.sampling.questions import FewShot, Question
 from eas.sampling.sample import grade_samples, sample_questions
 from eas.storage.files import write_rows
+from eas.storage.jsontext import dumps
 from eas.study.tables import (
     REFERENCES,
     correlation_rows,
@@ -189,7 +189,7 @@ def run_study(
         "alpha": config.alpha,
         "wall_time_s": round(time.monotonic() - started, 1),
     }
-    (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    (out / "settings.json").write_text(dumps(settings, indent=2, default=str) + "\n")
     model = settings["model"].get("model") if isinstance(settings["model"], dict) else None
     traces = out / TRACES_PAGE
     traces.write_text(study_page(table, config.label, None if model is None else str(model)), encoding="utf-8")

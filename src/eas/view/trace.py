@@ -23,7 +23,6 @@ as ``\\u003c`` etc.; the page's script inserts token text with ``textContent`` o
 from __future__ import annotations
 
 import bisect
-import json
 import math
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eas.answers import last_boxed_span
+from eas.storage.jsontext import dumps
 
 
 class ViewError(ValueError):
@@ -177,7 +177,7 @@ def script_json(data: Any) -> str:
         >>> script_json({"t": "</script>"})
         '{"t":"\\\\u003c/script\\\\u003e"}'
     """
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = dumps(data, ensure_ascii=False, separators=(",", ":"))
     for c, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(c, code)
     return text
