@@ -1,5 +1,6 @@
 """Amortised EAS on a tiny seeded model: features, calibration, predicted rows, auto mode."""
 
+import itertools
 import json
 
 import numpy as np
@@ -86,7 +87,7 @@ def _cv_by_hand(tiny, manifest, exact_rows):
         if best is None or error < best[0]:
             best = (error, p * y.size, oof)
     bounds = np.cumsum([0] + [e.n_probes for e in encs])
-    return best[1], [(best[2][a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return best[1], [(best[2][a:b], y[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def test_the_manifest_cv_figures_are_those_of_the_held_out_predictions(tiny, head_file):
