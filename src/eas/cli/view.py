@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 from pathlib import Path
 from typing import Any, get_args
 
@@ -99,6 +100,8 @@ def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, b
 def cmd_view(args: argparse.Namespace) -> int:
     from eas.view.page import ViewError, render
 
+    if args.vmax is not None and not (math.isfinite(args.vmax) and args.vmax > 0):
+        raise UsageError(f"--vmax must be a finite number of bits > 0, not {args.vmax:g}")
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"{out}: the page is HTML; name it .html")
