@@ -9,6 +9,7 @@ as CSV and markdown.
 from __future__ import annotations
 
 import csv
+import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -177,6 +178,22 @@ def write_correlations_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> 
     return path
 
 
+# Characters that start inline markdown (code, emphasis, links and images, strike-through,
+# GitHub's math, a table's cell border): each is written backslash-escaped.
+_MD_PUNCTUATION = frozenset("\\`*_[]()!~$|")
+
+
+def md_escape(text: Any) -> str:
+    r"""``text`` as literal markdown: HTML's ``<>&`` as entities (viewers render inline HTML)
+    and the punctuation of links, images, emphasis, code, math and table pipes escaped.
+
+    Example:
+        >>> print(md_escape("![x](http://host/p.png) <b>|</b>"))
+        \!\[x\]\(http://host/p.png\) &lt;b&gt;\|&lt;/b&gt;
+    """
+    return "".join("\\" + c if c in _MD_PUNCTUATION else c for c in html.escape(str(text), quote=False))
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
@@ -199,7 +216,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], reference: str = "answer_entr
     lines = [
         f"Pearson r with {reference.replace('_', ' ')} [95 % bootstrap CI] (n questions)",
         "",
-        "| metric | " + " | ".join(labels) + " |",
+        "| metric | " + " | ".join(md_escape(lab) for lab in labels) + " |",
         "|---|" + "---|" * len(labels),
     ]
     for metric, m in METRICS.items():
@@ -209,7 +226,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], reference: str = "answer_entr
         for lab in labels:
             r = cell.get((lab, metric))
             cells.append("-" if r is None else f"{_fmt(r['pearson_r'])} {ci_text(r)} (n={r['n']})")
-        lines.append(f"| {m.label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_escape(m.label)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -219,7 +236,7 @@ def detail_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
-            f"| {r['label']} | {r['reference']} | {metric_label(r['metric'])} | {r['n']} | "
+            f"| {md_escape(r['label'])} | {md_escape(r['reference'])} | {md_escape(metric_label(r['metric']))} | {r['n']} | "
             f"{_fmt(r['pearson_r'])} | {r['pearson_p']:.1e} | {ci_text(r)} | "
             f"{_fmt(r['spearman_rho'])} | {_fmt(r['auroc'])} | {_fmt(r['prr'])} |"
         )
