@@ -210,7 +210,7 @@ def cmd_correlate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder")
-    text = correlate_files(args.files, labels, args.reference, out, args.bootstrap_resamples, args.seed)
+    text = correlate_files(args.files, labels, args.reference, out)
     print(text)
     log.info("wrote %s and %s", out / "correlations.csv", out / "correlations.md")
     return EXIT_OK
@@ -268,7 +268,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         formatter_class=fmt,
         description="The uncertainty study: N samples per question -> answer entropy, correctness entropy, "
         "pass rate -> EAS and the baseline metrics of sample 0 (or the mean of the first k) -> Pearson r "
-        "(95 % bootstrap CI), Spearman rho, AUROC and PRR of every metric -> figures and a report.\n\n"
+        "(95 % Fisher-z CI), Spearman rho, AUROC and PRR of every metric -> figures and a report.\n\n"
         "Writes into OUT: samples.jsonl, per_question.jsonl, correlations.csv, fig*.png, report.md, "
         "report.html, settings.json.",
     )
@@ -301,7 +301,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "correlate",
         help="correlation table from one or more per_question.jsonl files",
-        description="For every metric in each per-question file: Pearson r and p, 95 % bootstrap CI of r, "
+        description="For every metric in each per-question file: Pearson r and p, 95 % Fisher-z CI of r, "
         "Spearman rho, n, and AUROC / PRR for predicting a wrong sample-0 answer. Writes OUT/correlations.csv "
         "and OUT/correlations.md (one column per file, shaped like the paper's Table 2) and prints the table.",
     )
@@ -309,8 +309,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", action="append", help="column name of each file, in order (repeat the option)")
     p.add_argument("--reference", choices=["answer_entropy", "correctness_entropy"], default="answer_entropy")
     p.add_argument("--out", default=".", help="output folder, created if missing (default: current folder)")
-    p.add_argument("--bootstrap-resamples", type=int, default=2000, help="resamples of the bootstrap CI")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.set_defaults(func=cmd_correlate)
 
     p = sub.add_parser("plot", help="draw a figure from results", description="Draw a figure from results files.")

@@ -61,7 +61,6 @@ class StudyConfig:
             drops out (the paper's "sample 0").
         alpha: decay exponent of Fig. 3.
         verify_timeout_s: time limit of each math-verify parse/comparison.
-        bootstrap_resamples: resamples of the bootstrap CI of r.
         label: name of this model/dataset in the correlation table.
     """
 
@@ -72,7 +71,6 @@ class StudyConfig:
     first_boxed: bool = True
     alpha: float = 0.5
     verify_timeout_s: int = 5
-    bootstrap_resamples: int = 2000
     label: str = "study"
 
     def __post_init__(self) -> None:
@@ -165,11 +163,7 @@ def run_study(
     dropped = sum(1 for r in table if not r["scored_samples"])
     log.info("%d of %d questions have no scored sample and drop out of the correlations", dropped, len(table))
     write_rows(table, out / "per_question.jsonl")
-    corr = [
-        row
-        for ref in REFERENCES
-        for row in correlation_rows(table, ref, config.label, config.bootstrap_resamples, config.sampling.seed)
-    ]
+    corr = [row for ref in REFERENCES for row in correlation_rows(table, ref, config.label)]
     write_correlations_csv(corr, out / "correlations.csv")
     stage("drawing figures and writing the report")
     figures = draw_figures(table, out, config.alpha)
