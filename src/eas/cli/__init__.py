@@ -23,6 +23,9 @@ from eas.cli.common import EXIT_USAGE, UsageError
 
 # The command families, in --help order.
 COMMANDS = (score, view, calibrate, study, select, experiment, scale)
+# Commands whose process exists to score: on a CPU they may fix glibc's mmap threshold
+# (eas.backends.hf.heap). Not train, evaluate or experiment: they train or sample.
+SCORING_COMMANDS = frozenset({"score", "calibrate", "study", "demo", "select"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     from eas.records import InputError
 
+    if args.command in SCORING_COMMANDS:
+        from eas.backends.hf.heap import claim_for_scoring
+
+        claim_for_scoring()
     try:
         with _hf_progress_bars_off() if args.quiet else contextlib.nullcontext():
             return args.func(args)

@@ -94,8 +94,10 @@ class BatchScorer:
     """A Ray actor: one backend, scores whole batches as a local run does."""
 
     def __init__(self, backend_kwargs: dict[str, Any], config: EASConfig):
+        from eas.backends.hf.heap import claim_for_scoring
         from eas.backends.load import load_backend
 
+        claim_for_scoring()  # the actor's process exists to score
         self.backend = load_backend(**backend_kwargs)
         self.config = config
 

@@ -53,7 +53,7 @@ from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError
 from eas.backends.hf.cache import buffered_cache
 from eas.backends.hf.generate import generate_samples
 from eas.backends.hf.head import Float32Head, check_against_model
-from eas.backends.hf.heap import fix_mmap_threshold
+from eas.backends.hf.heap import fix_for_scoring
 from eas.backends.hf.masks import LayerMasks, layer_kinds, masks_unsupported_reason, prefill_mask, staircase_mask
 from eas.config import EngineConfig, SamplingConfig
 
@@ -84,7 +84,7 @@ class HFBackend:
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self.device = next(model.parameters()).device
         if self.device.type == "cpu":
-            fix_mmap_threshold()  # else the heap keeps hundreds of MiB of freed tensors (cpu_heap)
+            fix_for_scoring()  # else the heap keeps hundreds of MiB of freed tensors (hf/heap.py)
         self.max_context = getattr(model.config, "max_position_embeddings", None)
         reason = packed_unsupported_reason(model)
         if reason and self.engine.method == "packed":
