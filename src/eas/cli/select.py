@@ -80,7 +80,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-steps", type=int, default=-1, help="stop after N steps (default: the epochs decide)")
     t.add_argument("--val-fraction", type=float, default=0.1, help="share of the records held out (at least one)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in --out (refused when --out holds a run with other settings)",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="remove the run --out holds (other settings, or no --resume) and start again; default: refuse",
+    )
     t.add_argument(
         "--pure-bf16",
         action="store_true",
@@ -168,6 +177,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             None,
             config,
             resume=args.resume,
+            overwrite=args.overwrite,
             device=args.device,
             dtype=args.dtype,
             trust_remote_code=args.trust_remote_code,
