@@ -51,6 +51,7 @@ import numpy as np
 
 from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError
 from eas.backends.hf.cache import buffered_cache
+from eas.backends.hf.composite import text_config
 from eas.backends.hf.generate import generate_samples
 from eas.backends.hf.head import Float32Head, check_against_model
 from eas.backends.hf.heap import fix_for_scoring
@@ -85,7 +86,8 @@ class HFBackend:
         self.device = next(model.parameters()).device
         if self.device.type == "cpu":
             fix_for_scoring()  # else the heap keeps hundreds of MiB of freed tensors (hf/heap.py)
-        self.max_context = getattr(model.config, "max_position_embeddings", None)
+        self.config = text_config(model.config)  # the language model's, also in a multimodal checkpoint
+        self.max_context = getattr(self.config, "max_position_embeddings", None)
         reason = packed_unsupported_reason(model)
         if reason and self.engine.method == "packed":
             raise ValueError(f"the packed method does not support {reason}; use method='naive' (--method naive)")
@@ -95,8 +97,8 @@ class HFBackend:
         self.head = Float32Head(model)
         with torch.inference_mode():
             check_against_model(model, self.decoder, self.head)
-        kinds, window = layer_kinds(model.config)
-        additive = model.config._attn_implementation not in ("sdpa", "flex_attention")
+        kinds, window = layer_kinds(self.config)
+        additive = self.config._attn_implementation not in ("sdpa", "flex_attention")
         self.masks = LayerMasks(kinds, window, additive, model.dtype)
         # transformers 5.x renamed the forward's `past_key_values` to `cache`.
         params = inspect.signature(self.decoder.forward).parameters
@@ -109,7 +111,7 @@ class HFBackend:
             "device": str(self.device),
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "method": self.engine.method,
-            "vocab_size": int(self.model.config.vocab_size),
+            "vocab_size": int(self.config.vocab_size),
         }
 
     # -- public -------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import EncodedRecord
+from eas.backends.hf.composite import text_config
 
 # Config keys that describe how a model was saved or run, not what it computes.
 _RUNTIME_KEYS = {"_name_or_path", "_model_name_or_path", "dtype", "torch_dtype", "transformers_version"}
@@ -51,7 +52,7 @@ class PositionFeatures:
 
 def n_layers(model: Any) -> int:
     """The number of transformer blocks of ``model``."""
-    config = getattr(model.config, "text_config", None) or model.config
+    config = text_config(model.config)
     return int(config.num_hidden_layers)
 
 
