@@ -103,6 +103,18 @@ def test_a_transient_error_during_detection_is_waited_out_not_taken_for_a_refusa
     assert row["eas"] == pytest.approx(row["n_probes"]) and "refuses token-id prompts" not in caplog.text
 
 
+def test_a_refusal_after_a_transient_error_is_read_at_once(tokenizer):
+    """A 503, then the server's refusal of token ids (a 500 naming the prompt, as
+    llama-cpp-python answers): text from the next request on, no retry of the refusal."""
+    with Stub(tokenizer, _top(tokenizer), accept_ids=False) as stub:
+        stub.fail, stub.fail_message = [503], "Loading model"
+        b = _backend(stub, tokenizer, max_retries=5)
+        row = next(iter(score_records([REC], b)))
+    assert b.prompt_mode == "text" and b.describe()["server"]["text_reason"] == "HTTP 500: prompt must be a string"
+    assert [isinstance(r["prompt"], list) for r in stub.requests[:3]] == [True, True, False]
+    assert row["eas"] == pytest.approx(row["n_probes"])
+
+
 def test_a_server_that_stays_down_fails_detection_instead_of_switching_to_text(tokenizer):
     with Stub(tokenizer, _top(tokenizer)) as stub:
         stub.fail, stub.fail_message = [503] * 50, "Loading model"

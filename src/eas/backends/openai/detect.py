@@ -128,19 +128,24 @@ def fetch_top(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _first_answer(client: ServerClient, path: str, payload: dict[str, Any], quick: bool) -> TopLogprobs:
-    """The first probe, answered. ``quick`` (token ids): one try first, so that an answer
-    about the request (a refusal of token ids, a logprobs cap, a bad key) is read at once;
-    a fault (no answer, a transient status) is retried with the policy of every request."""
-    if quick:
+def _first_answer(client: ServerClient, path: str, payload: dict[str, Any], ids: bool) -> TopLogprobs:
+    """The first probe, answered. With token ids every attempt is read before any retry:
+    an answer about the request (a refusal of token ids, a logprobs cap, a bad key) ends
+    the attempts at once, a fault (no answer, a transient status) is retried with the
+    policy of every request (``--max-retries``, backoff)."""
+    if not ids:
+        return fetch_top(client, "completions", path, payload)[0]
+    retries = client.server.max_retries
+    for attempt in range(retries + 1):
         try:
             return fetch_top(client, "completions", path, payload, http_retries=0)[0]
         except ServerError as exc:
-            if not exc.retryable or refuses_token_ids(exc):
-                raise  # an answer about this request: read it now
-            log.info("the first probe failed (%s); retrying it before choosing a prompt form", exc)
-            client.backoff(0)
-    return fetch_top(client, "completions", path, payload)[0]
+            if not exc.retryable or refuses_token_ids(exc) or attempt == retries:
+                raise
+            client.count("retries")
+            log.info("the first probe failed (%s); retry %d before choosing a prompt form", exc, attempt + 1)
+            client.backoff(attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _try(client: ServerClient, route: Route, path: str, payload: dict[str, Any]) -> TopLogprobs | None:
@@ -179,7 +184,7 @@ def detect_profile(client: ServerClient, model: str, ids: list[int], text: str, 
     for _ in range(4):
         path, payload = probe_request("completions", model, ids if mode == "ids" else text, k)
         try:
-            top = _first_answer(client, path, payload, quick=mode == "ids")
+            top = _first_answer(client, path, payload, ids=mode == "ids")
             break
         except ServerError as exc:
             if exc.status in (None, 200):
