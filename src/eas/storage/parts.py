@@ -111,8 +111,7 @@ class PartStore:
                 raise InputError(self._mismatch(previous))
             self.complete = True
             return self
-        self.dir.mkdir(parents=True, exist_ok=True)
-        header = self.dir / "manifest.json"
+        header = self.dir / "manifest.json"  # the folder is made with the first part: a failed start leaves none
         previous = _read_json(header)
         if previous is not None and previous.get("settings_fp") != self.settings_fp:
             raise InputError(self._mismatch(previous))
@@ -145,7 +144,6 @@ class PartStore:
         at the first record that cannot be matched (that batch and the rest are scored
         again). Returns the number of batches restored.
         """
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.complete = False
         row, err = next(rows, None), next(errors, None)
         restored = 0
@@ -182,6 +180,7 @@ class PartStore:
         the batch is then computed again by the next run with the same output.
         """
         if not self._header_written:  # written with the first part: a run that dies before any has no say
+            self.dir.mkdir(parents=True, exist_ok=True)
             header = {"settings_fp": self.settings_fp, "settings": self.settings}
             write_atomic(self.dir / "manifest.json", [json.dumps(header) + "\n"])
             self._header_written = True
@@ -242,7 +241,7 @@ class PartStore:
                 "%d batches hold errors worth retrying; run the same command again to retry them", len(self._retry)
             )
         else:
-            shutil.rmtree(self.dir)
+            shutil.rmtree(self.dir, ignore_errors=True)
         self.complete = True
         return counts
 
