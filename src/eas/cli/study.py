@@ -21,6 +21,7 @@ from eas.cli.common import (
     add_model_args,
     add_sampling_args,
     add_stride_args,
+    backend_spec,
     eas_config_from_args,
     model_load_error,
     sampling_from_args,
@@ -132,7 +133,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         fewshot=_fewshot(args),
         extract=modes,
         matcher=AnswerMatcher(args.verify_timeout),
-        settings={"model": args.model, "dtype": args.dtype, "backend": args.backend, "base_url": args.base_url},
+        settings={"backend": backend_spec(args, None).resolved()},  # as resolved here: dtype, device, ...
         overwrite=args.overwrite,
         progress=not args.quiet,
     )

@@ -175,7 +175,7 @@ def run_study(
     stage("drawing figures and writing the report")
     figures = draw_figures(table, out, config.alpha)
     settings = {
-        "model": backend.describe() if hasattr(backend, "describe") else {},
+        "model": backend.describe(),
         "dataset": dataset,
         "questions": len(questions),
         "sampling": asdict(config.sampling),
