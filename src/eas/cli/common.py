@@ -4,6 +4,7 @@ dataclasses, so no default is written here), model loading that fails fast, exit
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from eas.backends.load import load_backend
@@ -113,18 +114,29 @@ def backend_options(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
     }
 
 
-def load_model_backend(args: argparse.Namespace, engine: Any = None) -> Any:
-    """The backend the options name (hf, or openai where the command has ``--backend``); ``UsageError``
-    with one line when the model cannot be found or loaded."""
+def backend_loader(args: argparse.Namespace, engine: Any = None) -> Callable[[], Any]:
+    """A function that loads the backend the options name (hf, or openai where the command has
+    ``--backend``). Everything that can be checked without loading (the model's name, the
+    server settings) is checked now, so a command fails before it creates anything."""
     if hasattr(args, "backend"):
         kwargs = backend_options(args, engine)  # checks the model
     else:
         check_model(args)
         kwargs = {"model": args.model, **model_options(args).kwargs(), "engine": engine}
-    try:
-        return load_backend(**kwargs)
-    except (OSError, ValueError, ConnectionError) as exc:
-        raise model_load_error(args.model, exc) from None
+
+    def load() -> Any:
+        try:
+            return load_backend(**kwargs)
+        except (OSError, ValueError, ConnectionError) as exc:
+            raise model_load_error(args.model, exc) from None
+
+    return load
+
+
+def load_model_backend(args: argparse.Namespace, engine: Any = None) -> Any:
+    """The backend the options name, loaded now; ``UsageError`` with one line when the model
+    cannot be found or loaded."""
+    return backend_loader(args, engine)()
 
 
 def add_metric_args(g: Any) -> None:

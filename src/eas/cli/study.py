@@ -20,7 +20,7 @@ from eas.cli.common import (
     add_model_args,
     add_sampling_args,
     add_stride_args,
-    check_model,
+    backend_loader,
     eas_config_from_args,
     load_model_backend,
     sampling_from_args,
@@ -96,11 +96,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _check_out_file(args.out, ".jsonl")
     sampling, modes = sampling_from_args(args), _extract_modes(args)
     questions = load_questions(args.questions, args.question_field)
-    check_model(args)  # before OUT's run store exists
+    backend = backend_loader(args)  # checked now, before OUT's run store exists; loaded when needed
     summary = sample_file(
         questions,
         args.out,
-        lambda: load_model_backend(args),
+        backend,
         sampling,
         fewshot=_fewshot(args),
         extract=modes,

@@ -100,6 +100,7 @@ def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, b
 def cmd_view(args: argparse.Namespace) -> int:
     from eas.view.page import ViewError, render
 
+    options.build(ViewConfig, args)  # a bad --layout/--vmax fails before any file is read
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"{out}: the page is HTML; name it .html")
