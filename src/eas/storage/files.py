@@ -45,7 +45,8 @@ def parse_json_line(raw: bytes | str, index: int, line: int | None = None) -> di
     except UnicodeDecodeError as exc:
         return RecordError(f"{where} is not valid UTF-8 ({exc.reason}, byte {exc.start})", index)
     except json.JSONDecodeError as exc:
-        return RecordError(f"{where} is not valid JSON ({exc.msg}; column {exc.colno})", index)
+        # json's own messages may end in "at" ("Unterminated string starting at"): one "at".
+        return RecordError(f"{where} is not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})", index)
     except RecursionError:
         return RecordError(f"{where} is JSON nested too deeply to read", index)
     if isinstance(row, dict):
@@ -59,7 +60,8 @@ def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]
         for line, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
-            yield index, parse_json_line(raw, index, line)
+            # without its line break, an unterminated string is reported as such
+            yield index, parse_json_line(raw.rstrip(b"\r\n"), index, line)
             index += 1
 
 
