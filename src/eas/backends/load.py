@@ -112,14 +112,14 @@ def check_model_name(name: str) -> None:
     from eas.backends.sources.gguf import is_gguf_path
 
     path = Path(name).expanduser()
-    if name == DEFAULT_MODEL or path.exists():
+    if name == "embedded" or path.exists():
         return
     cached = cached_model_ids()
     if name in cached or (not is_gguf_path(name) and _hub_id(name) and not _hub_offline()):
         return
     parent = path.parent if path.parent.is_dir() else Path(".")
     nearby = [str(parent / p.name) if parent != Path(".") else p.name for p in parent.iterdir()]
-    close = difflib.get_close_matches(name, [DEFAULT_MODEL, *cached, *nearby], n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name, ["embedded", *cached, *nearby], n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     if is_gguf_path(name):
         raise ValueError(f"cannot load model {name!r}: no such GGUF file{hint}")
@@ -185,7 +185,7 @@ def load_model(
 
 
 def load_backend(
-    model: str = "embedded",
+    model: str = DEFAULT_MODEL,
     *,
     device: str = "auto",
     dtype: str = "auto",
