@@ -46,3 +46,14 @@ def test_disabled_writes_nothing(capsys):
     with progress_bar(False, total=3) as bar:
         bar.update(3)
     assert capsys.readouterr().err == ""
+
+
+def test_the_last_update_leaves_the_line_to_close(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("eas.progress.time.monotonic", clock)
+    stream = io.StringIO()
+    bar = PlainBar(stream, total=2, interval_s=30)
+    clock.now += 60
+    bar.update(2)  # long after the interval, but the work is done
+    bar.close()
+    assert stream.getvalue() == "scoring: 2/2 rec (100%), 0.03 rec/s, 60 s\n"

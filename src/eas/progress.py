@@ -64,6 +64,8 @@ class PlainBar:
 
     def update(self, n: int = 1) -> None:
         self.n += n
+        if self.total is not None and self.n >= self.total:
+            return  # the end: close() writes the last line
         now = time.monotonic()
         if now - self.last >= self.interval_s:
             self.last = now
