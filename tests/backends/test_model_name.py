@@ -60,7 +60,18 @@ def test_offline_an_id_must_be_cached(hub_cache, monkeypatch):
 
 def test_a_missing_gguf_file_fails(hub_cache, tmp_path):
     (tmp_path / "model.gguf").write_bytes(b"GGUF")
-    with pytest.raises(ValueError, match=r"no such GGUF file; did you mean 'model\.gguf'"):
+    (tmp_path / "modle.jsonl").write_text("{}")
+    with pytest.raises(ValueError, match=r"no GGUF file at modle.gguf; did you mean 'model\.gguf'\?$"):
         load.check_model_name("modle.gguf")
-    with pytest.raises(ValueError, match="no such GGUF file"):
+    with pytest.raises(ValueError, match=r"no GGUF file at org/x\.gguf"):
         load.check_model_name("org/x.gguf")  # a GGUF file is never fetched from the hub
+
+
+def test_only_folders_and_gguf_files_are_suggested(hub_cache, tmp_path):
+    (tmp_path / "embeded.jsonl").write_text("{}")
+    (tmp_path / "qwen-small").mkdir()
+    with pytest.raises(ValueError) as exc:
+        load.check_model_name("embeded")
+    assert str(exc.value).endswith("did you mean 'embedded'?")
+    with pytest.raises(ValueError, match=r"did you mean 'qwen-small'\?$"):
+        load.check_model_name("qwen-smal")

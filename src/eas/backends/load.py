@@ -117,12 +117,18 @@ def check_model_name(name: str) -> None:
     cached = cached_model_ids()
     if name in cached or (not is_gguf_path(name) and _hub_id(name) and not _hub_offline()):
         return
+    # What a model could be beside it: folders and GGUF files (a GGUF name: GGUF files only).
     parent = path.parent if path.parent.is_dir() else Path(".")
-    nearby = [str(parent / p.name) if parent != Path(".") else p.name for p in parent.iterdir()]
-    close = difflib.get_close_matches(name, ["embedded", *cached, *nearby], n=1, cutoff=0.6)
+    nearby = [
+        str(parent / p.name) if parent != Path(".") else p.name
+        for p in parent.iterdir()
+        if is_gguf_path(p.name) or (p.is_dir() and not is_gguf_path(name))
+    ]
+    known = nearby if is_gguf_path(name) else ["embedded", *cached, *nearby]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     if is_gguf_path(name):
-        raise ValueError(f"cannot load model {name!r}: no such GGUF file{hint}")
+        raise ValueError(f"cannot load model {name!r}: no GGUF file at {name}{hint}")
     where = "no such file or folder, not 'embedded'"
     cache = f"not in the local Hugging Face cache ({_hub_cache()})"
     hub = " and the hub is off (HF_HUB_OFFLINE)" if _hub_id(name) else "; a hub id is org/name"
