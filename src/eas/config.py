@@ -213,15 +213,19 @@ class SamplingConfig:
             raise ValueError("batch_size must be >= 1")
 
 
+MIN_CALIBRATION = 8  # AmortisedConfig.min_calibration, named in calibrate_fraction's help
+
+
 @dataclass(frozen=True)
 class AmortisedConfig:
     """Defaults of amortised EAS (docs/amortised.md): how a head is calibrated."""
 
     calibrate_fraction: float = setting(
-        0.05, "auto: share of the pool scored exactly to fit the head (at least min_calibration records)"
+        0.05, f"auto: share of the pool scored exactly to fit the head (at least {MIN_CALIBRATION} records)"
     )
     min_calibration: int = setting(
-        8, "auto calibrates on at least this many records (fewer leave too little for a cross-validated penalty)"
+        MIN_CALIBRATION,
+        "auto calibrates on at least this many records (fewer leave too little for a cross-validated penalty)",
     )
     folds: int = setting(FOLDS, "cross-validation folds, grouped by trace")
     seed: int = setting(0, "seed of the calibration slice and of the fold assignment", flag="--calibrate-seed")

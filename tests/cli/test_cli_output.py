@@ -43,6 +43,7 @@ def _typo_commands(tmp):
             "--tokenizer",
             "embeded",
         ],
+        "calibrate": ["calibrate", r, "--out", str(tmp / "out" / "head.safetensors"), *m],
         "sample": ["sample", q, "--out", str(tmp / "out" / "samples.jsonl"), *m],
         "study": ["study", q, "--out", str(tmp / "out" / "study"), *m],
         "select": ["select", r, "--strategy", "eas", "--budget", "1", "--out", str(tmp / "out" / "p.jsonl"), *m],
@@ -53,7 +54,7 @@ def _typo_commands(tmp):
 
 
 @pytest.mark.parametrize(
-    "command", ["score", "score-openai", "sample", "study", "select", "train", "evaluate", "experiment"]
+    "command", ["score", "score-openai", "calibrate", "sample", "study", "select", "train", "evaluate", "experiment"]
 )
 def test_a_model_typo_fails_at_once_and_creates_nothing(tmp_path, monkeypatch, capsys, no_loading, command):
     from huggingface_hub import constants

@@ -22,9 +22,6 @@ CLI_ONLY = {
     ("eas demo", "--out"): "demo_out",
     ("eas correlate", "--out"): ".",
 }
-# Commands whose parsers another branch converts (the pipeline rewrite of score/calibrate):
-# their options are still checked against a dataclass field of the same flag, when one exists.
-BY_FLAG = {"eas score", "eas calibrate"}
 TRIVIAL = (None, False, argparse.SUPPRESS)
 
 
@@ -43,24 +40,8 @@ def _source_default(source, name):
     return inspect.signature(source).parameters[name].default
 
 
-def _flag_fields():
-    """{flag: default} of every setting field whose metadata names its flag (or whose name gives it)."""
-    import eas.config as config
-    from eas.study.study import StudyConfig
-
-    found = {}
-    classes = [c for c in vars(config).values() if dataclasses.is_dataclass(c) and isinstance(c, type)]
-    for cls in [*classes, StudyConfig]:
-        for f in dataclasses.fields(cls):
-            flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-            if f.default is not dataclasses.MISSING:
-                found.setdefault(flag, []).append(f.default)
-    return found
-
-
 def test_every_cli_default_is_its_library_default():
     checked = 0
-    by_flag = _flag_fields()
     for prog, parser in _parsers():
         for action in parser._actions:
             if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
@@ -70,8 +51,6 @@ def test_every_cli_default_is_its_library_default():
             if source is not None:
                 assert action.default == _source_default(*source), (prog, flag)
                 checked += 1
-            elif prog in BY_FLAG and flag in by_flag and action.default not in TRIVIAL:
-                assert action.default in by_flag[flag], (prog, flag, action.default)
             elif action.default not in TRIVIAL:
                 assert CLI_ONLY.get((prog, flag)) == action.default, f"{prog} {flag}: a default of its own"
     assert checked > 80  # every command's settings go through eas.cli.options

@@ -139,6 +139,13 @@ def load_model_backend(args: argparse.Namespace, engine: Any = None) -> Any:
     return backend_loader(args, engine)()
 
 
+def backend_spec(args: argparse.Namespace, engine: Any) -> Any:
+    """The ``BackendSpec`` named by the model and backend options."""
+    from eas.backends.spec import BackendSpec
+
+    return BackendSpec(**backend_options(args, engine))
+
+
 def add_metric_args(g: Any) -> None:
     """The options that define the metric (trigger, answer prefix, end, chat template), on group ``g``."""
     options.add_fields(g, EASConfig, ("trigger", "answer_prefix_tokens", "end", "use_chat_template"))
