@@ -85,6 +85,7 @@ def predicted_row(enc: EncodedRecord, feats: PositionFeatures, head: HeadFile, c
     row[EAS_METHOD] = "amortised"
     if config.trajectory:
         row["trajectory"] = [float(x) for x in h]
+        row["token_spans"] = [list(span) for span in enc.response_offsets]  # for eas view, as exact rows
     return row
 
 
