@@ -200,12 +200,17 @@ class AmortisedConfig:
             too little for a 5-fold cross-validated penalty).
         folds: cross-validation folds, grouped by trace.
         seed: seed of the calibration slice and of the fold assignment.
+        min_spearman: a head whose cross-validated Spearman(mean EAS) is below this does
+            not rank the traces it was fitted on: using it is warned about on stderr and
+            in the run's manifest (``eas.storage.heads.head_quality_warning``). Heads that
+            work reach 0.9 and more (docs/amortised.md); 0.5 marks one that barely ranks.
     """
 
     calibrate_fraction: float = 0.05
     min_calibration: int = 8
     folds: int = FOLDS
     seed: int = 0
+    min_spearman: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from eas.backends.load import load_backend
     from eas.cli.common import model_load_error
     from eas.scoring.amortised_runs import calibrate_file
+    from eas.storage.heads import head_quality_warning
 
     config = eas_config_from_args(args)
     try:
@@ -124,6 +125,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"Spearman EAS {cv['spearman_eas']:.3f}, Spearman mean EAS {cv['spearman_mean_eas']:.3f}, "
         f"top-25% overlap {cv['top25_overlap']:.2f}, mean |error|/EAS {cv['mean_rel_error']:.3f}"
     )
+    warning = head_quality_warning(man)
+    if warning:
+        log.warning("%s", warning)
     return EXIT_SKIPPED if cal["skipped"] else EXIT_OK
 
 

@@ -34,9 +34,9 @@ from eas.config import AmortisedConfig, EASConfig
 from eas.records import InputError, Record, RecordError
 from eas.scoring.amortised import calibrate, check_head_for, score_batch_amortised
 from eas.scoring.runs import check_unique_ids, record_key, score_file
-from eas.storage.heads import HeadFile, load_head, save_head
+from eas.storage.heads import HeadFile, head_quality_warning, load_head, save_head
 from eas.storage.inputs import FieldMap, read_records
-from eas.storage.parts import RunSummary, fingerprint, write_atomic
+from eas.storage.parts import RunSummary, fingerprint, manifest_path, read_manifest, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,9 @@ def score_file_amortised(
     else:
         head_file = load_head(head)
         extra = {"mode": "head", "head_file": str(head)}
+    warning = head_quality_warning(head_file.manifest)
+    if warning:
+        log.warning("%s", warning)
     checked: list[Backend] = []
 
     def checked_backend() -> Backend:
@@ -139,7 +142,7 @@ def score_file_amortised(
     def scorer(batch: Any, b: Backend, c: EASConfig) -> list:
         return score_batch_amortised(batch, b, c, head_file, exact_rows)
 
-    return score_file(
+    summary = score_file(
         input_path,
         out,
         checked_backend,
@@ -154,6 +157,17 @@ def score_file_amortised(
         progress=progress,
         scorer=scorer,
     )
+    if warning:
+        note_warning(out, warning)
+    return summary
+
+
+def note_warning(out: str | Path, warning: str) -> None:
+    """Add ``warning`` to the ``warnings`` list of the manifest of the finished run ``out``."""
+    manifest = read_manifest(out)
+    if manifest and warning not in manifest.get("warnings", []):
+        manifest["warnings"] = [*manifest.get("warnings", []), warning]
+        write_atomic(manifest_path(Path(out)), [json.dumps(manifest, indent=1, default=str) + "\n"])
 
 
 def _auto_calibration(
