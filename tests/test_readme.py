@@ -197,3 +197,17 @@ def test_readme_example(block: Block, workspace: Path) -> None:
     output = _run(block, workspace)
     for text in block.expect:
         assert text in output, f"README line {block.line}: {text!r} not in its output:\n{output[-4000:]}"
+
+
+def test_a_shown_row_that_differs_from_the_real_one_fails() -> None:
+    real = {"id": "a", "eas": 203.52199, "trajectory": [3.1083431, 3.2143323, 4.4250054, 5.3], "n": 51}
+    _same({"id": "a", "eas": 203.52, "trajectory": [3.1083, 3.2143, "..."], "n": 51}, real, "row")
+    for wrong in (
+        {"id": "a", "eas": 203.9, "trajectory": [3.1083, "..."], "n": 51},  # another value
+        {"id": "a", "eas": 203.52, "trajectory": [3.2143, "..."], "n": 51},  # not a prefix
+        {"id": "a", "trajectory": [3.1083, "..."], "eas": 203.52, "n": 51},  # columns in another order
+        {"id": "a", "eas": 203.52, "trajectory": [3.1083, "..."]},  # a column missing
+        {"id": "a", "eas": 203.52, "trajectory": [3.1083, 3.2143], "n": 51},  # cut without saying so
+    ):
+        with pytest.raises(AssertionError):
+            _same(wrong, real, "row")
