@@ -161,3 +161,20 @@ def test_one_picker_and_the_model_from_the_manifest(tmp_path: Path) -> None:
     nested = {"settings": {"backend": {"kind": "hf", "model": "embedded"}}}
     (tmp_path / "s.jsonl.manifest.json").write_text(json.dumps(nested))
     assert manifest_model(out) == "embedded"
+
+
+def test_a_study_question_that_was_not_scored_is_shown_as_text(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    scored = synthetic_row(30, row_id="q1") | {"answer_entropy": 0.5, "scored_samples": 1}
+    unscored = {"id": "q2", "eas": None, "trajectory": None, "token_spans": None, "scored_samples": 0}
+    unscored |= {"prompt": "What is 56 / 8?", "response": "Dividing gives seven.", "answer_entropy": 0.0}
+    write_jsonl(study / "per_question.jsonl", [scored, unscored])
+    out = study / "traces.html"
+    assert main(["view", str(study), "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "no sample of this question has a boxed answer, so none was scored" in page
+    assert "".join(trace_data(page, 1)["tok"]) == "" and trace_data(page, 1)["tail"] == "Dividing gives seven."
+    # A study written before rows carried token_spans is still refused, with the fix.
+    write_jsonl(study / "per_question.jsonl", [{k: v for k, v in scored.items() if k != "token_spans"}])
+    assert main(["view", str(study), "--out", str(out)]) == 2

@@ -85,8 +85,13 @@ def _notes(tr: Trace) -> list[str]:
     notes = []
     if r.get("score_error"):
         notes.append(f"sample 0 was not scored: {r['score_error']}")
+    elif r.get("token_spans") is None and r.get("scored_samples") == 0:
+        notes.append("no sample of this question has a boxed answer, so none was scored: sample 0's text is shown")
     elif r.get("token_spans") is None:
-        notes.append("no token_spans in this row (scored by an older eas?): the text is not cut into tokens")
+        notes.append(
+            "no token_spans in this row (scored without --trajectory or under --probe-stride, or by an older eas): "
+            "the text is not cut into tokens"
+        )
     if not tr.entropies and not r.get("score_error"):
         notes.append("no trajectory in this row: score with --trajectory")
     curve = tr.curve

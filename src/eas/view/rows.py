@@ -181,14 +181,19 @@ def require_trajectory(row: Mapping[str, Any], source: str) -> RowCurve:
 
 
 def check_view_row(row: Mapping[str, Any], source: str, study: bool, response_field: str = "response") -> None:
-    """A row of the token view must carry its text and token spans (a study's unscored question may not).
+    """A row of the token view must carry its text and token spans.
+
+    A study's question (``study``) needs only its text when the study wrote its
+    ``token_spans`` column: a question none of whose samples has a boxed answer was not
+    scored, and a study under ``--probe-stride`` keeps no per-position values; the page
+    shows such a question's text with a note.
 
     Raises:
         InputError: with the command that writes what is missing.
     """
     rid = row.get("id")
-    if study and row.get("score_error"):
-        return  # shown with the reason it was not scored
+    if study and (row.get("score_error") or ("token_spans" in row and isinstance(row.get("response"), str))):
+        return  # a question not scored, or scored without positions: shown as text, with a note saying why
     again = "rerun the study with this version of eas" if study else RESCORE
     if row.get("token_spans") is None:
         raise InputError(
