@@ -50,19 +50,17 @@ def test_score_amortised_auto_warns_on_stderr_and_in_the_manifest(tiny_dir, tmp_
 
 @pytest.mark.parametrize("rho", [0.1, 0.9])
 def test_score_with_a_head_file_warns_from_its_manifest(rho, monkeypatch, tiny_dir, tmp_path, capsys) -> None:
-    from eas.scoring import amortised_runs
-
     calib = write_jsonl(tmp_path / "calib.jsonl", arithmetic_records(10))
     head = tmp_path / "head.safetensors"
     assert main(["-q", "calibrate", str(calib), "--model", str(tiny_dir), "--out", str(head)]) == 0
-    real = amortised_runs.load_head
+    real = heads.load_head
 
     def with_rho(path):  # the same head, its CV figure set to rho
         found = real(path)
         found.manifest["cv"]["spearman_mean_eas"] = rho
         return found
 
-    monkeypatch.setattr(amortised_runs, "load_head", with_rho)
+    monkeypatch.setattr(heads, "load_head", with_rho)
     capsys.readouterr()
     out = tmp_path / "p.jsonl"
     src = write_jsonl(tmp_path / "pool.jsonl", arithmetic_records(3))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
+from eas.cli import options
 from eas.cli.common import EXIT_OK, UsageError
-from eas.config import Layout, ViewConfig
+from eas.config import ViewConfig
 from eas.storage.inputs import FieldMap
 
 EXAMPLES = """examples:
@@ -63,6 +64,7 @@ def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, b
 def cmd_view(args: argparse.Namespace) -> int:
     from eas.view.page import ViewError, render
 
+    options.build(ViewConfig, args)  # a bad --layout/--vmax fails before any file is read
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"{out}: the page is HTML; name it .html")
@@ -86,7 +88,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "view",
         help="scored traces token by token, shaded by H_t, in one HTML page (no model needed)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write one self-contained HTML page that shows scored traces token by token. INPUT is a file "
         "scored with `eas score --trajectory --keep-input` (.jsonl or .parquet; it holds the token spans and the "
         "text) or the output folder of `eas study` / `eas demo` (every question, sample 0, sorted by EAS).",
@@ -100,26 +101,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar="ID",
         help="the row to show (repeat it: 2-3 ids side by side, more as a list); default: every row",
     )
-    p.add_argument(
-        "--layout",
-        choices=get_args(Layout),
-        default=ViewConfig.layout,
-        help="single, side by side, or a list sorted by EAS (each trace drawn when opened); "
-        "auto: single for 1, side by side for 2-3, list for more (default: %(default)s)",
-    )
-    p.add_argument(
-        "--vmax",
-        type=float,
-        default=ViewConfig.vmax,
-        metavar="BITS",
-        help=f"top of the colour scale (default: the {ViewConfig.color_percentile:g}th percentile of the page's H_t)",
+    options.add_fields(
+        p,
+        ViewConfig,
+        ("layout", "vmax"),
+        helps={
+            "vmax": f"top of the colour scale in bits (default: the {ViewConfig.color_percentile:g}th percentile of "
+            "the page's H_t)"
+        },
     )
     p.add_argument("--title", default=None, help="page title (default: the id, or the number of traces)")
     p.add_argument("--model-name", default=None, help="model name in the header, for rows without a 'model' field")
-    p.add_argument(
-        "--response-field",
-        default=FieldMap.response,
-        help="the response text's field in INPUT (default: %(default)s)",
+    options.add_fields(
+        p,
+        FieldMap,
+        ("response", "prompt"),
+        dests={"response": "response_field", "prompt": "prompt_field"},
+        helps={"response": "the response text's field in INPUT", "prompt": "the prompt's field in INPUT"},
     )
-    p.add_argument("--prompt-field", default=FieldMap.prompt, help="the prompt's field in INPUT (default: %(default)s)")
     p.set_defaults(func=cmd_view)
