@@ -229,6 +229,11 @@ class AmortisedConfig:
     )
     folds: int = setting(FOLDS, "cross-validation folds, grouped by trace")
     seed: int = setting(0, "seed of the calibration slice and of the fold assignment", flag="--calibrate-seed")
+    min_spearman: float = setting(
+        0.5,
+        "a head whose cross-validated Spearman(mean EAS) is below this does not rank the traces it was fitted on: "
+        "using it is a warning on stderr and in the run's manifest (heads that work read 0.8 and more)",
+    )
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ def parse_layers(text: str | None) -> tuple[int, ...] | None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from eas.backends.spec import BackendSpec
     from eas.scoring.calibration import calibrate_file
+    from eas.storage.heads import head_quality_warning
 
     config = eas_config_from_args(args)
     if Path(args.out).exists() and not args.overwrite:  # before a model is loaded
@@ -99,4 +100,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"Spearman EAS {cv['spearman_eas']:.3f}, Spearman mean EAS {cv['spearman_mean_eas']:.3f}, "
         f"top-25% overlap {cv['top25_overlap']:.2f}, mean |error|/EAS {cv['mean_rel_error']:.3f}"
     )
+    warning = head_quality_warning(man)
+    if warning:
+        log.warning("%s", warning)
     return EXIT_SKIPPED if cal["skipped"] else EXIT_OK

@@ -51,7 +51,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="Avg Pass@1 over k samples per question, for a model or a training run",
         description="Sample k answers per test question and grade them (math-verify equivalence). MODEL is a model "
-        "id or folder, a checkpoint, or an `eas train` run folder (then its best checkpoints are evaluated).",
+        "id or folder, a checkpoint, or an `eas train` run folder (then its best checkpoints are evaluated). "
+        "Prompts are built as `eas sample` builds them: by default two built-in solved examples of the question's "
+        "kind (in the \\boxed{} format) before each question, in the model's chat template; --no-fewshot asks the "
+        "question alone, as `eas train`'s student saw its training prompts. The graded responses are kept beside "
+        "OUT (eval.json -> eval.samples.jsonl; for a run folder eval.<checkpoint>.samples.jsonl), resumably.",
         epilog=EVALUATE_EXAMPLES,
     )
     e.add_argument("model_path", metavar="MODEL", help="model id/folder, checkpoint, or eas train run folder")
@@ -60,7 +64,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, help="results JSON (Avg Pass@1 and per-question pass rates)")
     g = e.add_argument_group("model")
     options.add_fields(g, ModelOptions, ("device", "dtype", "trust_remote_code"))
-    add_sampling_args(e.add_argument_group("sampling"), EVALUATION_SAMPLING)
+    g = e.add_argument_group("sampling")
+    add_sampling_args(g, EVALUATION_SAMPLING)
+    g.add_argument(
+        "--fewshot",
+        metavar="FILE",
+        default=None,
+        help="JSONL of solved examples (question, solution, optional choices) shown before each question; "
+        "default: the built-in examples, as eas sample",
+    )
+    g.add_argument("--no-fewshot", action="store_true", help="show no example (only the question)")
+    g.add_argument(
+        "--overwrite", action="store_true", help="start the kept samples again if they were made with other settings"
+    )
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser("experiment", help="end-to-end experiments")
@@ -101,11 +117,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_experiment)
 
 
+def samples_beside(out: Path, target: str, several: bool) -> Path:
+    """Where the graded responses of ``target`` go, beside ``out`` (eval.json -> eval.samples.jsonl)."""
+    name = f"{out.stem}.{Path(target).name}.samples.jsonl" if several else f"{out.stem}.samples.jsonl"
+    return out.with_name(name)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from eas.sampling.questions import load_questions
+    from eas.sampling.questions import describe_fewshot, load_fewshot, load_questions
     from eas.selection.evaluation import evaluate, load_eval_backend
 
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UsageError(f"{out.parent}: output folder does not exist")
     questions = load_questions(args.questions)
+    shots = [] if args.no_fewshot else load_fewshot(args.fewshot)
+    prompting = describe_fewshot(shots, args.fewshot)
     path = Path(args.model_path)
     targets = [args.model_path]
     if (path / "best_checkpoints.json").exists():
@@ -116,20 +143,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_model_name(target)
     results = {}
     for target in targets:
+        samples = samples_beside(out, target, len(targets) > 1)
         try:
             backend = load_eval_backend(target, **model_options(args).kwargs())
         except (OSError, ValueError) as exc:
             raise model_load_error(target, exc) from None
-        result = evaluate(backend, questions, args.eval_k, sampling, progress=not args.quiet)
-        results[target] = {**result.summary(), "per_question": result.per_question}
-        log.info(
-            "%s: Avg Pass@1 = %.2f%% over %d questions x %d samples",
-            target,
-            100 * result.avg_pass_at_1,
-            len(questions),
+        result = evaluate(
+            backend,
+            questions,
             args.eval_k,
+            sampling,
+            shots,
+            progress=not args.quiet,
+            samples_path=samples,
+            settings={"model": target, "dtype": args.dtype},
+            overwrite=args.overwrite,
         )
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        results[target] = {**result.summary(), "prompts": prompting, "samples": str(samples)}
+        results[target]["per_question"] = result.per_question
+        print(
+            f"{target}: Avg Pass@1 = {100 * result.avg_pass_at_1:.1f}% over {len(questions)} questions x {args.eval_k} "
+            f"samples\n  prompts: {prompting}\n  graded responses: {samples}"
+        )
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"results: {out}")
     return EXIT_OK
 
 

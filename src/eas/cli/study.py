@@ -191,17 +191,11 @@ def cmd_plot_trajectory(args: argparse.Namespace) -> int:
     _require_study_extra()
     from eas.storage.files import read_table
     from eas.study.plots import save, trajectory_figure
+    from eas.view.rows import pick_rows, require_trajectory
 
     _check_out_file(args.out, ".png")
-    rows = {str(r.get("id")): r for r in read_table(args.input)}
-    traces = []
-    for rid in args.id:
-        row = rows.get(rid)
-        if row is None:
-            raise UsageError(f"{args.input}: no row with id {rid!r}")
-        if not row.get("trajectory"):
-            raise UsageError(f"{args.input}: row {rid!r} has no trajectory (score with --trajectory)")
-        traces.append((rid, row["trajectory"]))
+    rows = pick_rows(read_table(args.input), args.id, str(args.input))
+    traces = [(str(row.get("id")), require_trajectory(row, str(args.input))) for row in rows]
     save(trajectory_figure(traces), args.out)
     log.info("wrote %s", args.out)
     return EXIT_OK
@@ -306,8 +300,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q = plot_sub.add_parser(
         "trajectory",
         help="entropy trajectory of one or more traces, area shaded, EAS in the title",
-        description="Fig. 1: H_t along a trace with the area (EAS) shaded. INPUT is a scored file written with "
-        "--trajectory (eas score) or a per_question.jsonl (eas study).",
+        description="Fig. 1: H_t along a trace with the area (EAS) shaded and the row's own EAS in the title. "
+        "INPUT is a scored file written with --trajectory (eas score) or a per_question.jsonl (eas study). "
+        "Rows scored with --probe-stride k: the probed values at their positions t (trajectory_t), the title "
+        "says 'stride k, n of T-1 probed' and gives the estimate; amortised rows: predicted H_t, dashed, "
+        "labelled predicted.",
         epilog=PLOT_EXAMPLES,
     )
     q.add_argument("input", help="scored .jsonl/.parquet with a trajectory column")

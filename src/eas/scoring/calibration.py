@@ -36,7 +36,14 @@ from eas.maths.ridge import FOLDS, fit_ridge_cv
 from eas.progress import progress_bar
 from eas.records import InputError, Record, RecordError
 from eas.scoring.batches import ScoreError, encode_batch, measure, plan_batches, record_key, result_row
-from eas.scoring.estimators.amortised import EAS_METHOD, check_config, check_head_for, metric_settings, predict_batch
+from eas.scoring.estimators.amortised import (
+    EAS_METHOD,
+    check_config,
+    check_head_for,
+    head_warnings,
+    metric_settings,
+    predict_batch,
+)
 from eas.scoring.estimators.base import Batch, Estimator, Pool, Result
 from eas.scoring.estimators.exact import Exact
 from eas.storage.heads import HeadFile, load_head, save_head
@@ -192,6 +199,9 @@ class AutoAmortised(Estimator):
 
     def label(self) -> str:
         return f"amortised (auto, calibrated on {self.fraction:g} of the pool)"
+
+    def warnings(self) -> list[str]:
+        return head_warnings(self.head)
 
     def check(self, backend: Backend) -> None:
         if not isinstance(backend, FeatureBackend):
