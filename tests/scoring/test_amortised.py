@@ -8,18 +8,26 @@ import pytest
 from helpers import arithmetic_records, backend, make_tiny_llama, write_jsonl
 
 from eas.backends.hf.features import default_layers, position_features
+from eas.backends.spec import LoadedBackend
 from eas.config import EASConfig
 from eas.maths.entropy import entropy_bits_from_logits
 from eas.records import InputError, Record
-from eas.scoring.amortised import EAS_METHOD, calibrate, check_head_for, score_batch_amortised
-from eas.scoring.amortised_runs import auto_paths, calibration_slice, score_file_amortised
+from eas.scoring.batches import ScoreError
+from eas.scoring.calibration import AutoAmortised, auto_head_path, calibrate, calibration_slice
+from eas.scoring.estimators.amortised import EAS_METHOD, Amortised, check_head_for
 from eas.scoring.probes import encode_record
-from eas.scoring.runs import score_file
-from eas.scoring.score import ScoreError, score_records
+from eas.scoring.runs import RunOptions, score_file, score_records
 from eas.storage.files import read_table
 from eas.storage.heads import load_head, save_head
 
 CONFIG = EASConfig(trajectory=True)
+
+
+def score_file_amortised(src, out, backend, config, *, head, fraction, seed=0, batch_tokens=2048):
+    """``eas score --amortised auto``'s call: the auto estimator, its head beside ``out``."""
+    assert head == "auto"
+    auto = AutoAmortised(config, fraction, seed, head_path=str(auto_head_path(out)))
+    return score_file(src, out, LoadedBackend(backend), auto, RunOptions(batch_tokens=batch_tokens))
 
 
 def _records(n=16):
@@ -114,7 +122,7 @@ def test_the_manifest_cv_figures_are_those_of_the_held_out_predictions(tiny, hea
 def test_predicted_rows_are_labelled_and_consistent(tiny, head_file):
     head, _ = head_file
     records = [*_records(20)[16:], Record("bad", "q", "no box")]
-    rows = score_batch_amortised(records, tiny, CONFIG, head)
+    rows = Amortised(head, CONFIG).score_batch(records, tiny)
     exact = list(score_records(records, tiny, CONFIG))
     assert isinstance(rows[-1], ScoreError) and isinstance(exact[-1], ScoreError)
     for row, ex in zip(rows[:-1], exact[:-1], strict=True):
@@ -147,10 +155,11 @@ def test_auto_keeps_exact_values_for_the_slice_and_resumes(tiny, tmp_path):
     chosen = {rows[i]["id"] for i in calibration_slice(len(rows), 0.25, 1)} - {"r5"}
     assert {i for i, r in scored.items() if r[EAS_METHOD] == "exact"} == chosen and len(chosen) >= 5
     exact_out = tmp_path / "exact.jsonl"
-    score_file(src, exact_out, tiny, CONFIG)
+    score_file(src, exact_out, LoadedBackend(tiny), CONFIG)
     exact = {r["id"]: r for r in read_table(exact_out)}
-    head_path, rows_path = auto_paths(out)
-    kept = {r["id"]: r for r in read_table(rows_path)}
+    head_path = auto_head_path(out)
+    in_slice = [Record(r["id"], r["prompt"], r["response"]) for r in rows if r["id"] in chosen]
+    kept = {r["id"]: r for r in calibrate(in_slice, tiny, CONFIG, batch_tokens=0).exact_rows}
     for i in chosen:
         assert scored[i] == kept[i]  # the calibration's exact rows, unchanged
         # ... which are exact EAS (packed in other batches than a plain run: float rounding apart)
@@ -169,13 +178,13 @@ def test_auto_resumes_prediction_from_parts(tiny, tmp_path):
     full = tmp_path / "full.jsonl"
     score_file_amortised(src, full, tiny, CONFIG, head="auto", fraction=0.3, batch_tokens=64)
     calls = []
-    head_path = auto_paths(out)[0]
+    head_path = auto_head_path(out)
 
     class Dying:
         """The tiny backend, killed a few batches into the prediction phase (after calibrating)."""
 
         def __getattr__(self, name):
-            if name == "decoder" and head_path.exists():
+            if name == "features" and head_path.exists():
                 calls.append(1)
                 if len(calls) > 3:
                     raise KeyboardInterrupt
@@ -186,7 +195,7 @@ def test_auto_resumes_prediction_from_parts(tiny, tmp_path):
     assert (out.parent / (out.name + ".parts")).is_dir()
     score_file_amortised(src, out, tiny, CONFIG, head="auto", fraction=0.3, batch_tokens=64)
     assert out.read_text() == full.read_text()
-    assert json.loads(auto_paths(out)[0].with_name(auto_paths(out)[0].name + ".json").read_text())["layers"] == [1, 2]
+    assert json.loads(auto_head_path(out).with_name(auto_head_path(out).name + ".json").read_text())["layers"] == [1, 2]
 
 
 def _nan_after(tokenizer, word):
@@ -205,11 +214,11 @@ def test_non_finite_features_send_the_record_to_the_errors_not_into_a_row(tiny, 
     head, _ = head_file
     good = _records(3)
     bad = Record("nan", good[0].prompt, good[0].response.replace("So", "So zebra", 1))
-    rows = score_batch_amortised([good[0], bad, good[1]], _nan_after(tokenizer, " zebra"), CONFIG, head)
+    rows = Amortised(head, CONFIG).score_batch([good[0], bad, good[1]], _nan_after(tokenizer, " zebra"))
     assert isinstance(rows[1], ScoreError) and rows[1].id == "nan" and not rows[1].retry
     assert "non-finite" in rows[1].reason and "eas" in rows[1].reason
     # The records without the word are predicted as by the healthy model (same weights).
-    healthy = score_batch_amortised([good[0], good[1]], tiny, CONFIG, head)
+    healthy = Amortised(head, CONFIG).score_batch([good[0], good[1]], tiny)
     for row, ref in zip([rows[0], rows[2]], healthy, strict=True):
         assert row["eas"] == pytest.approx(ref["eas"], rel=1e-9) and row[EAS_METHOD] == "amortised"
     # The exact path gives the same verdict on the same record.
