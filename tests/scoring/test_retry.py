@@ -8,10 +8,11 @@ from helpers import arithmetic_records, backend, write_jsonl
 
 from eas.backends.base import NonFiniteLogitsError
 from eas.backends.openai.client import ServerError
+from eas.backends.spec import LoadedBackend
 from eas.config import EASConfig
 from eas.records import Record
-from eas.scoring.runs import score_file
-from eas.scoring.score import ScoreError, score_records
+from eas.scoring.batches import ScoreError
+from eas.scoring.runs import RunOptions, score_file, score_records
 
 
 class _Fails:
@@ -63,9 +64,9 @@ def test_a_non_finite_record_is_final_and_the_parts_are_cleaned_up(tmp_path, tin
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "scored.jsonl"
     failing = _Fails(backend(tiny_model, tokenizer), "NaN here", NonFiniteLogitsError("non-finite logits at probe t=2"))
-    summary = score_file(src, out, failing, EASConfig(), batch_tokens=100)
+    summary = score_file(src, out, LoadedBackend(failing), EASConfig(), RunOptions(batch_tokens=100))
     assert (summary.rows, summary.errors, summary.retry_batches) == (5, 1, 0)
     assert not out.with_name(out.name + ".parts").exists()  # nothing left to retry
     calls = failing.calls
-    again = score_file(src, out, failing, EASConfig(), batch_tokens=100)
+    again = score_file(src, out, LoadedBackend(failing), EASConfig(), RunOptions(batch_tokens=100))
     assert again.already_complete and failing.calls == calls  # not recomputed on the rerun
