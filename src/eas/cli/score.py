@@ -22,6 +22,7 @@ from eas.cli.common import (
     model_load_error,
 )
 from eas.config import EASConfig, EngineConfig
+from eas.integrations.cli import add_source_args, open_source
 
 log = logging.getLogger("eas")
 
@@ -36,8 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "exit status 0 = all scored, 3 = some skipped, 2 = usage error. "
         "Runs are resumable: rerun the same command after a crash and finished batches are kept.",
     )
-    p.add_argument("input", help="records: .jsonl, .parquet or .csv")
-    p.add_argument("--out", required=True, help="results: .jsonl or .parquet")
+    p.add_argument("input", help="records: .jsonl, .parquet or .csv; a Hugging Face data set; see --from")
+    p.add_argument("--out", required=True, help="results: .jsonl or .parquet; DIR/ writes a Hugging Face data set")
+    add_source_args(p)
     add_model_args(p)
     add_backend_args(p)
     add_field_args(p)
@@ -91,6 +93,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from eas.scoring.ray import RayOptions
     from eas.storage.files import errors_path
 
+    io = open_source(args, "scored")
     try:
         config = eas_config_from_args(args)
         engine = EngineConfig(method=args.method, chunk_size=args.chunk_size, batch_tokens=args.batch_tokens)
@@ -119,6 +122,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         summary = _score_exact(args, config, fields, backend, ray)
     state = "already complete: " if summary.already_complete else ""
     log.info("%sscored %d records -> %s", state, summary.rows, args.out)
+    text = io.finish()
+    if text:
+        print(text)
     if summary.errors:
         log.warning("skipped %d records; reasons in %s", summary.errors, errors_path(args.out))
         return EXIT_SKIPPED

@@ -18,6 +18,7 @@ from eas.cli.common import (
     model_load_error,
     sampling_from_args,
 )
+from eas.integrations.cli import add_source_args, open_source
 
 log = logging.getLogger("eas")
 
@@ -33,12 +34,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "output, joined by id), else computed with --model. Writes the chosen rows unchanged plus selection_score and "
         "selection_rank, and OUT.manifest.json.",
     )
-    p.add_argument("input", help="the pool: .jsonl, .parquet or .csv")
+    p.add_argument("input", help="the pool: .jsonl, .parquet or .csv; a Hugging Face data set (docs/integrations/)")
     p.add_argument("--strategy", required=True, choices=STRATEGIES)
     p.add_argument("--budget", type=int, required=True, help="B, the number of records to keep")
     p.add_argument("--seed", type=int, default=0, help="for random (default 0)")
     p.add_argument("--scores", default=None, help="an `eas score` output for the pool (reused, joined by id)")
-    p.add_argument("--out", required=True, help="the chosen rows: .jsonl or .parquet")
+    p.add_argument(
+        "--out", required=True, help="the chosen rows: .jsonl or .parquet; DIR/ writes a Hugging Face data set"
+    )
     p.add_argument("--no-chat-template", action="store_true", help="raw prompt text (as for eas score)")
     g = p.add_argument_group("eas (scored with --model)")
     add_stride_args(g)
@@ -53,6 +56,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_sampling_args(g, max_new_tokens=256)
     add_model_args(p)
     add_field_args(p)
+    add_source_args(p)
     p.set_defaults(func=cmd_select)
 
     t = sub.add_parser(
@@ -97,6 +101,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     from eas.selection.select_file import SelectRequest, select_file
     from eas.storage.files import check_output_path
 
+    io = open_source(args, "selected")
     check_output_path(args.out)
     if args.budget < 1:
         raise UsageError("--budget must be >= 1")
@@ -130,6 +135,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         )
 
     manifest = select_file(args.input, args.out, request, backend, pass_rates)
+    io.finish()
     log.info(
         "%s: chose %d of %d (%d eligible) -> %s",
         args.strategy,
