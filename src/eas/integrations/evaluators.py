@@ -65,7 +65,8 @@ def _lm_eval_context(arguments: Any) -> str:
 
 
 def _metric_value(value: Any) -> Any:
-    return value if isinstance(value, (bool, int, float)) or value is None else json.dumps(value, default=str)
+    """A scalar as it is; a list or dict as JSON text (one column type whatever the row)."""
+    return value if isinstance(value, (bool, int, float, str)) or value is None else json.dumps(value, default=str)
 
 
 def lm_eval_rows(raw: dict[str, Any], index: int) -> list[dict[str, Any]]:
