@@ -56,7 +56,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_sampling_args(g, max_new_tokens=256)
     add_model_args(p)
     add_field_args(p)
-    add_source_args(p)
+    add_source_args(p, correctness=False)
     p.set_defaults(func=cmd_select)
 
     t = sub.add_parser(
@@ -135,7 +135,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         )
 
     manifest = select_file(args.input, args.out, request, backend, pass_rates)
-    io.finish()
+    io.finish(summary=False)
     log.info(
         "%s: chose %d of %d (%d eligible) -> %s",
         args.strategy,

@@ -29,8 +29,8 @@ WORK_DIR = ".eas"
 _FIELD_OPTIONS = {"id_field": None, "prompt_field": "prompt", "response_field": "response", "answer_field": "answer"}
 
 
-def add_source_args(p: argparse.ArgumentParser) -> None:
-    """``--from``, ``--layout`` and ``--correct-field`` (docs/integrations/)."""
+def add_source_args(p: argparse.ArgumentParser, correctness: bool = True) -> None:
+    """``--from``, ``--layout`` and (``correctness``: commands that score) ``--correct-field``."""
     g = p.add_argument_group("input source (docs/integrations/)")
     g.add_argument(
         "--from",
@@ -49,6 +49,8 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
         "list: user then assistant), generations (problem + a list of generations: one record each), "
         "prompt-completion; auto picks by the column names (default)",
     )
+    if not correctness:
+        return
     g.add_argument(
         "--correct-field",
         default=None,
@@ -65,10 +67,11 @@ class SourceIO:
     evaluator: bool = False
     correct_field: str | None = None
 
-    def finish(self) -> str | None:
-        """Write the data set (``--out DIR/``); the AUROC summary text for an evaluator's file."""
+    def finish(self, summary: bool = True) -> str | None:
+        """Write the data set (``--out DIR/``); with ``summary``, the AUROC summary text
+        for an evaluator's file (``eas score``; ``eas select`` has no scores to summarise)."""
         text = None
-        if self.evaluator and self.results is not None and self.results.is_file():
+        if summary and self.evaluator and self.results is not None and self.results.is_file():
             text = _summary(self.results, self.correct_field)
         if self.dataset_dir is not None and self.results is not None and self.results.is_file():
             n = write_dataset(self.results, self.dataset_dir)
@@ -151,9 +154,10 @@ def open_source(args: argparse.Namespace, what: str) -> SourceIO:
         InputError: an unknown source, a file without the evaluator's layout, a data set
             that cannot be opened, options that contradict the source.
     """
-    io = SourceIO(evaluator=args.source is not None, correct_field=args.correct_field)
+    correct_field = getattr(args, "correct_field", None)
+    io = SourceIO(evaluator=args.source is not None, correct_field=correct_field)
     original = str(args.input)
-    if args.correct_field is not None and args.source is None:
+    if correct_field is not None and args.source is None:
         raise InputError("--correct-field needs --from (an evaluator's file)")
     args.input = _source(args)
     if io.evaluator:
