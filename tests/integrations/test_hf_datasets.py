@@ -35,7 +35,8 @@ def reference(tmp_path_factory, tiny_dir):
     return rows, {r["id"]: r for r in _jsonl(tmp / "ref.jsonl")}
 
 
-def test_save_to_disk_in_and_out_adds_the_eas_columns(tmp_path, tiny_dir, reference):
+def test_save_to_disk_in_and_out_adds_the_eas_columns(tmp_path, tiny_dir, reference, monkeypatch):
+    monkeypatch.setattr(hf_datasets, "ROW_BATCH", 5)  # 12 rows: three batches in, three out
     rows, ref = reference
     src = tmp_path / "traces"
     datasets.Dataset.from_list([{**r, "source": "arith"} for r in rows]).save_to_disk(str(src))
