@@ -22,11 +22,18 @@ from eas.integrations.hf_datasets import dataset_source, is_dataset_output, is_d
 from eas.integrations.layouts import EXPECTED, LAYOUTS, check_layout, detect_layout, iter_layout, layout_fields
 from eas.records import InputError
 from eas.storage.files import INPUT_FORMATS, RowSource, field_names, file_format, iter_rows
+from eas.storage.inputs import FieldMap
 
 log = logging.getLogger(__name__)
 
 WORK_DIR = ".eas"
-_FIELD_OPTIONS = {"id_field": None, "prompt_field": "prompt", "response_field": "response", "answer_field": "answer"}
+# The field options and their defaults (FieldMap's): a preset layout or an evaluator names the fields itself.
+_FIELD_OPTIONS = {
+    "id_field": None,
+    "prompt_field": FieldMap.prompt,
+    "response_field": FieldMap.response,
+    "answer_field": FieldMap.answer,
+}
 
 
 def add_source_args(p: argparse.ArgumentParser, correctness: bool = True) -> None:
@@ -163,9 +170,9 @@ def open_source(args: argparse.Namespace, what: str) -> SourceIO:
     if io.evaluator:
         # The evaluator's prompt is the exact text the model was given: score it as is,
         # and carry its fields (the correctness among them) into the output.
-        for name in ("no_chat_template", "keep_input"):
+        for name, value in (("use_chat_template", False), ("no_chat_template", True), ("keep_input", True)):
             if hasattr(args, name):
-                setattr(args, name, True)
+                setattr(args, name, value)
     if is_dataset_output(str(args.out)):
         out_dir = Path(args.out)
         if Path(original).resolve() == out_dir.resolve():

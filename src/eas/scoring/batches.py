@@ -152,7 +152,7 @@ def measure(backend: Backend, batch: Sequence[EncodedRecord]) -> list[Measuremen
 
 
 def encode_batch(
-    batch: Sequence[Record | RecordError], backend: Any, config: EASConfig
+    batch: Sequence[Record | RecordError], backend: Backend, config: EASConfig
 ) -> list[EncodedRecord | ScoreError]:
     """Each record encoded for the backend, or the ScoreError saying why it cannot be."""
     out: list[EncodedRecord | ScoreError] = []

@@ -30,13 +30,20 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import Backend, EncodedRecord, FeatureBackend
-from eas.config import AmortisedConfig, EASConfig
+from eas.config import AmortisedConfig, EASConfig, EngineConfig
 from eas.maths.agreement import agreement
 from eas.maths.ridge import FOLDS, fit_ridge_cv
 from eas.progress import progress_bar
 from eas.records import InputError, Record, RecordError
 from eas.scoring.batches import ScoreError, encode_batch, measure, plan_batches, record_key, result_row
-from eas.scoring.estimators.amortised import EAS_METHOD, check_config, check_head_for, metric_settings, predict_batch
+from eas.scoring.estimators.amortised import (
+    EAS_METHOD,
+    check_config,
+    check_head_for,
+    head_warnings,
+    metric_settings,
+    predict_batch,
+)
 from eas.scoring.estimators.base import Batch, Estimator, Pool, Result
 from eas.scoring.estimators.exact import Exact
 from eas.storage.heads import HeadFile, load_head, save_head
@@ -66,7 +73,7 @@ def calibrate(
     layers: Sequence[int] | None = None,
     folds: int = FOLDS,
     seed: int = 0,
-    batch_tokens: int = 2048,
+    batch_tokens: int = EngineConfig.batch_tokens,
     progress: bool = False,
 ) -> Calibration:
     """Exact packed EAS and features of ``records``; a ridge head fitted on them, with its CV error.
@@ -193,6 +200,9 @@ class AutoAmortised(Estimator):
     def label(self) -> str:
         return f"amortised (auto, calibrated on {self.fraction:g} of the pool)"
 
+    def warnings(self) -> list[str]:
+        return head_warnings(self.head)
+
     def check(self, backend: Backend) -> None:
         if not isinstance(backend, FeatureBackend):
             raise ValueError("amortised EAS needs a backend with features (--backend hf)")
@@ -269,7 +279,7 @@ def calibrate_file(
     id_given: bool = False,
     layers: Sequence[int] | None = None,
     seed: int = 0,
-    batch_tokens: int = 2048,
+    batch_tokens: int = EngineConfig.batch_tokens,
     overwrite: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:

@@ -20,6 +20,7 @@ number of threads (one per actor by default).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,9 @@ class BatchScorer:
     def describe(self) -> dict[str, Any]:
         return self.backend.describe()
 
+    def close(self) -> None:
+        self.backend.close()
+
     def score(self, index: int, batch: Batch) -> tuple[int, Scored]:
         return index, self.estimator.score_batch(batch, self.backend)
 
@@ -155,6 +159,10 @@ class ActorPool:
             yield self.get(done[0])
 
     def kill(self) -> None:
+        """Close every actor's backend (a server backend's connections), then end the actors."""
+        closing = [a.close.remote() for a in self.actors if hasattr(a, "close")]
+        with contextlib.suppress(Exception):  # an actor that already failed has nothing to close
+            self.ray.get(closing, timeout=30)
         for a in self.actors:
             self.ray.kill(a)
 

@@ -33,11 +33,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from eas.config import EASConfig, ModelOptions, SamplingConfig
+from eas.config import EVALUATION_SAMPLING, EASConfig, ModelOptions, SamplingConfig, TrainConfig, setting
 from eas.records import Record, RecordError
 from eas.sampling.questions import Question
 from eas.selection.strategies import SCORE_COLUMNS, STRATEGY_COLUMNS, select
-from eas.selection.training import TrainConfig
 from eas.storage.inputs import readable_records
 from eas.storage.parts import fingerprint, write_atomic
 from eas.storage.stamp import claim_folder
@@ -53,15 +52,21 @@ MIN_TRAIN_RECORDS = 2
 class ExperimentConfig:
     """One experiment's settings (the same for every strategy)."""
 
-    strategies: tuple[str, ...] = ("random", "length", "pass-rate", "eas")
+    strategies: tuple[str, ...] = setting(
+        ("random", "length", "pass-rate", "eas"), "strategies compared, comma-separated; must include random"
+    )
     budget: int = 200
     seeds: int = 3
     train: TrainConfig = field(default_factory=TrainConfig)
-    eval_k: int = 32
-    eval_sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.7, max_new_tokens=256))
-    pass_rate_k: int = 4
-    top_checkpoints: int = 3
-    keep_checkpoints: bool = False
+    eval_k: int = setting(32, "answers sampled per test question for Avg Pass@1", flag="-k")
+    eval_sampling: SamplingConfig = field(default_factory=lambda: EVALUATION_SAMPLING)
+    pass_rate_k: int = setting(4, "answers sampled per pool question for the pass-rate strategy")
+    top_checkpoints: int = setting(3, "best checkpoints (by validation loss) evaluated per run", flag="--top")
+    keep_checkpoints: bool = setting(
+        False,
+        "keep every trained checkpoint (model + optimizer state; 1.6 GB each for the embedded model); "
+        "default: deleted once evaluated",
+    )
 
     def __post_init__(self) -> None:
         if "random" not in self.strategies:

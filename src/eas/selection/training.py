@@ -23,42 +23,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eas.config import TrainConfig
 from eas.records import Record
 
 log = logging.getLogger(__name__)
 
 TRAIN_HINT = "pip install 'eas[train]'  (trl, peft, datasets)"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one SFT run; identical across strategies in an experiment."""
-
-    epochs: float = 2.0
-    lr: float = 1e-5
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 1024
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    save_steps: int = 50
-    max_steps: int = -1
-    val_fraction: float = 0.1
-    keep_best: int = 3
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    activation_checkpointing: bool = True  # TRL's default: memory for compute
-    pure_bf16: bool = False  # bfloat16 weights, no float32 master copy (most small updates round away)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.keep_best < 1:
-            raise ValueError("keep_best must be >= 1")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError("val_fraction must be in (0, 1)")
-        if self.save_steps < 1:
-            raise ValueError("save_steps must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -56,28 +56,35 @@ def file_format(path: Path, formats: dict[str, str], what: str) -> str:
     return fmt
 
 
-def parse_json_line(raw: bytes | str, index: int) -> dict[str, Any] | RecordError:
-    """One non-blank JSONL line as an object, or the ``RecordError`` saying why not."""
+def parse_json_line(raw: bytes | str, index: int, line: int | None = None) -> dict[str, Any] | RecordError:
+    """One non-blank JSONL line as an object, or the ``RecordError`` saying why not.
+
+    ``index`` is the row index (the record's id when it has none); the reason names the
+    file's ``line`` number (1-based, blank lines counted) when given.
+    """
+    where = f"line {line}" if line is not None else "line"
     try:
         row = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except UnicodeDecodeError as exc:
-        return RecordError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})", index)
+        return RecordError(f"{where} is not valid UTF-8 ({exc.reason}, byte {exc.start})", index)
     except json.JSONDecodeError as exc:
-        return RecordError(f"line is not valid JSON ({exc.msg} at column {exc.colno})", index)
+        # json's own messages may end in "at" ("Unterminated string starting at"): one "at".
+        return RecordError(f"{where} is not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})", index)
     except RecursionError:
-        return RecordError("line is JSON nested too deeply to read", index)
+        return RecordError(f"{where} is JSON nested too deeply to read", index)
     if isinstance(row, dict):
         return row
-    return RecordError(f"line holds a JSON {type(row).__name__}, not an object", index)
+    return RecordError(f"{where} holds a JSON {type(row).__name__}, not an object", index)
 
 
 def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
     index = 0
     with path.open("rb") as f:
-        for raw in f:
+        for line, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
-            yield index, parse_json_line(raw, index)
+            # without its line break, an unterminated string is reported as such
+            yield index, parse_json_line(raw.rstrip(b"\r\n"), index, line)
             index += 1
 
 
@@ -223,9 +230,9 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
 
         return pq.read_table(path).to_pylist()
     rows = []
-    for index, row in _rows_jsonl(path):
+    for _, row in _rows_jsonl(path):
         if isinstance(row, RecordError):
-            raise InputError(f"{path}: row {index}: {row.reason}")
+            raise InputError(f"{path}: {row.reason}")
         rows.append(row)
     return rows
 

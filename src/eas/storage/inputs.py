@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eas.config import setting
 from eas.records import InputError, Record, RecordError
 from eas.storage.files import INPUT_FORMATS, RowSource, file_format, format_field_names, iter_rows
 
@@ -25,10 +26,10 @@ log = logging.getLogger(__name__)
 class FieldMap:
     """Names of the input fields holding each part of a record."""
 
-    id: str = "id"
-    prompt: str = "prompt"
-    response: str = "response"
-    answer: str = "answer"
+    id: str = setting("id", "field with the record id (default 'id', else the 0-based row index)", flag="--id-field")
+    prompt: str = setting("prompt", "field with the question (the prompt)", flag="--prompt-field")
+    response: str = setting("response", "field with the reasoning trace (the response)", flag="--response-field")
+    answer: str = setting("answer", "field with the ground-truth answer", flag="--answer-field")
 
     def required(self) -> tuple[str, ...]:
         return (self.prompt, self.response)
