@@ -10,6 +10,8 @@ from eas.maths.ridge import FOLDS
 
 Method = Literal["packed", "naive"]
 End = Literal["answer", "response"]
+Attention = Literal["auto", "flex", "sdpa"]
+HeadProducts = Literal["auto", "float32", "bf16"]
 Layout = Literal["auto", "single", "side", "list"]
 
 
@@ -66,10 +68,12 @@ class EASConfig:
 # Default chunking of the packed method. A CPU is bound by arithmetic, so small chunks
 # cost nothing and keep memory low; a GPU pays a fixed launch time per forward pass
 # (about 80 ms for a 28-layer model under transformers, measured on an H200), so it
-# takes chunks large enough for the arithmetic to dominate.
+# takes chunks as large as its free memory holds (``eas.backends.hf.chunks``): planned
+# on this share of the free memory, up to this many query tokens.
 CPU_CHUNK_PROBES = 256
 CPU_PREFILL_TOKENS = 2048
-GPU_PROBE_TOKENS = 8192
+GPU_MEMORY_FRACTION = 0.8
+GPU_MAX_PROBE_TOKENS = 32768
 GPU_PREFILL_TOKENS = 8192
 
 
@@ -81,27 +85,40 @@ class EngineConfig:
         method: ``"packed"`` (KV cache + staircase-masked probe chunks) or ``"naive"``
             (one forward pass per probe; the reference).
         chunk_size: probes per forward pass in the packed method; bounds memory.
-            None (the default): 256 probes on a CPU; on a GPU, as many probes as make
-            8192 query tokens (``GPU_PROBE_TOKENS``), since there each forward pass
-            costs a fixed launch time that small chunks would pay many times over.
+            None (the default): 256 probes on a CPU; on a GPU, as many as its free
+            memory holds for each batch (``eas.backends.hf.chunks``, at most
+            ``GPU_MAX_PROBE_TOKENS`` query tokens), since there each forward pass costs
+            a fixed launch time that small chunks would pay many times over.
         batch_tokens: records shorter than this are packed together into one sequence
             (block-diagonal attention) up to this many tokens; 0 scores each alone.
         prefill_chunk: the prefill runs in segments of this many tokens, which bounds
             the activations and the attention workspace (the LM head is applied in
             float32 to blocks of the needed rows, independently of this). None (the
             default): 2048 on a CPU, 8192 on a GPU.
+        attention: the attention kernel of the packed method. ``"flex"``: block masks
+            (FlexAttention; skips the masked blocks of the staircase and of packed
+            records; compiled on CUDA, eager and slow on a CPU, where it serves tests);
+            ``"sdpa"``: dense boolean masks; ``"auto"`` (the default): flex on CUDA
+            where torch and the model support it, sdpa elsewhere.
+        head: the LM head's products. ``"float32"``: hidden states and weights upcast
+            to float32; ``"bf16"``: bfloat16 x bfloat16 products summed in float32
+            (tensor cores; within 0.005 bits a probe of float32); ``"auto"``: bf16 for a
+            bfloat16 model on CUDA, float32 elsewhere.
     """
 
     method: Method = "packed"
     chunk_size: int | None = None
     batch_tokens: int = 2048
     prefill_chunk: int | None = None
+    attention: Attention = "auto"
+    head: HeadProducts = "auto"
 
     def probes_per_chunk(self, on_gpu: bool, suffix_tokens: int) -> int:
-        """Probes per forward pass: ``chunk_size``, or its default for the device."""
+        """Probes per forward pass: ``chunk_size``, or its default for the device (on a GPU
+        the cap; the backend sizes its chunks from the free memory under it)."""
         if self.chunk_size is not None:
             return self.chunk_size
-        return max(1, GPU_PROBE_TOKENS // max(1, suffix_tokens)) if on_gpu else CPU_CHUNK_PROBES
+        return max(1, GPU_MAX_PROBE_TOKENS // max(1, suffix_tokens)) if on_gpu else CPU_CHUNK_PROBES
 
     def prefill_tokens(self, on_gpu: bool) -> int:
         """Tokens per prefill segment: ``prefill_chunk``, or its default for the device."""
@@ -118,6 +135,10 @@ class EngineConfig:
             raise ValueError("batch_tokens must be >= 0")
         if self.prefill_chunk is not None and self.prefill_chunk < 1:
             raise ValueError("prefill_chunk must be >= 1")
+        if self.attention not in get_args(Attention):
+            raise ValueError(f"attention must be 'auto', 'flex' or 'sdpa', not {self.attention!r}")
+        if self.head not in get_args(HeadProducts):
+            raise ValueError(f"head must be 'auto', 'float32' or 'bf16', not {self.head!r}")
 
 
 @dataclass(frozen=True)
