@@ -67,13 +67,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--chunk-size",
         type=int,
         default=EngineConfig.chunk_size,
-        help="probes per forward pass (bounds memory; default: 256 on a CPU, 8192 query tokens' worth on a GPU)",
+        help="probes per forward pass (bounds memory; default: 256 on a CPU; on a GPU what its free memory holds, up to 32768 query tokens)",
     )
     g.add_argument(
         "--batch-tokens",
         type=int,
         default=EngineConfig.batch_tokens,
         help="pack short records together up to this many tokens (0: off; default %(default)s)",
+    )
+    g.add_argument(
+        "--attention",
+        choices=["auto", "flex", "sdpa"],
+        default=EngineConfig.attention,
+        help="attention kernel of the packed method: flex = block masks (FlexAttention), sdpa = dense masks "
+        "(default %(default)s: flex on CUDA where available, sdpa elsewhere; recorded in the run's settings)",
     )
     g = p.add_argument_group("long runs")
     g.add_argument(
@@ -93,7 +100,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     try:
         config = eas_config_from_args(args)
-        engine = EngineConfig(method=args.method, chunk_size=args.chunk_size, batch_tokens=args.batch_tokens)
+        engine = EngineConfig(
+            method=args.method, chunk_size=args.chunk_size, batch_tokens=args.batch_tokens, attention=args.attention
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     fields = fields_from_args(args)
