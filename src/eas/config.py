@@ -72,6 +72,11 @@ class EASConfig:
 # on this share of the free memory, up to this many query tokens.
 CPU_CHUNK_PROBES = 256
 CPU_PREFILL_TOKENS = 2048
+# Records are packed into batches of this many tokens of work (context + probe suffixes):
+# on a GPU, enough short records that their probes fill whole chunks (a short trace
+# alone would leave a forward pass mostly launch overhead).
+CPU_BATCH_TOKENS = 2048
+GPU_BATCH_TOKENS = 65536
 GPU_MEMORY_FRACTION = 0.8
 GPU_MAX_PROBE_TOKENS = 32768
 GPU_PREFILL_TOKENS = 8192
@@ -90,7 +95,9 @@ class EngineConfig:
             ``GPU_MAX_PROBE_TOKENS`` query tokens), since there each forward pass costs
             a fixed launch time that small chunks would pay many times over.
         batch_tokens: records shorter than this are packed together into one sequence
-            (block-diagonal attention) up to this many tokens; 0 scores each alone.
+            (block-diagonal attention) up to this many tokens of work; 0 scores each
+            alone. None (the default): 2048 on a CPU, 65536 on a GPU, where the probes
+            of several records then fill whole chunks.
         prefill_chunk: the prefill runs in segments of this many tokens, which bounds
             the activations and the attention workspace (the LM head is applied in
             float32 to blocks of the needed rows, independently of this). None (the
@@ -108,7 +115,7 @@ class EngineConfig:
 
     method: Method = "packed"
     chunk_size: int | None = None
-    batch_tokens: int = 2048
+    batch_tokens: int | None = None
     prefill_chunk: int | None = None
     attention: Attention = "auto"
     head: HeadProducts = "auto"
@@ -119,6 +126,12 @@ class EngineConfig:
         if self.chunk_size is not None:
             return self.chunk_size
         return max(1, GPU_MAX_PROBE_TOKENS // max(1, suffix_tokens)) if on_gpu else CPU_CHUNK_PROBES
+
+    def batch_tokens_for(self, on_gpu: bool) -> int:
+        """Tokens of work per batch: ``batch_tokens``, or its default for the device."""
+        if self.batch_tokens is not None:
+            return self.batch_tokens
+        return GPU_BATCH_TOKENS if on_gpu else CPU_BATCH_TOKENS
 
     def prefill_tokens(self, on_gpu: bool) -> int:
         """Tokens per prefill segment: ``prefill_chunk``, or its default for the device."""
@@ -131,7 +144,7 @@ class EngineConfig:
             raise ValueError(f"method must be 'packed' or 'naive', not {self.method!r}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
-        if self.batch_tokens < 0:
+        if self.batch_tokens is not None and self.batch_tokens < 0:
             raise ValueError("batch_tokens must be >= 0")
         if self.prefill_chunk is not None and self.prefill_chunk < 1:
             raise ValueError("prefill_chunk must be >= 1")

@@ -63,3 +63,19 @@ def test_the_backend_sizes_gpu_chunks_from_free_memory(tiny_model, tokenizer, mo
         )
         assert b._probes_per_chunk(500, 4) == probes_per_chunk(tokens, 4)
     assert backend(tiny_model, tokenizer, chunk_size=7)._probes_per_chunk(500, 4) == 7
+
+
+def test_batches_are_larger_on_a_gpu(tiny_model, tokenizer):
+    """Full chunks: a GPU packs more records into a batch, so their probes share forward passes."""
+    import torch
+    from helpers import backend
+
+    from eas.config import CPU_BATCH_TOKENS, GPU_BATCH_TOKENS, EngineConfig
+
+    assert EngineConfig().batch_tokens_for(on_gpu=False) == CPU_BATCH_TOKENS < GPU_BATCH_TOKENS
+    assert EngineConfig().batch_tokens_for(on_gpu=True) == GPU_BATCH_TOKENS
+    assert EngineConfig(batch_tokens=0).batch_tokens_for(on_gpu=True) == 0
+    b = backend(tiny_model, tokenizer)
+    assert b.batch_tokens == CPU_BATCH_TOKENS
+    b.device = torch.device("cuda")
+    assert b.batch_tokens == GPU_BATCH_TOKENS

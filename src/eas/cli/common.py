@@ -85,9 +85,19 @@ def add_backend_args(p: argparse.ArgumentParser, ray: bool = True) -> None:
         return
     g = p.add_argument_group("scale-out engine")
     g.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: score on a Ray cluster")
-    g.add_argument("--workers", type=int, default=2, help="ray: scoring actors, one model each (default 2)")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="ray: scoring actors, one model each (default: one per GPU of the cluster, else 2)",
+    )
     g.add_argument("--ray-address", default=None, help="ray: cluster address, e.g. ray://head:10001 (default: local)")
-    g.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs per actor (default 0)")
+    g.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=None,
+        help="ray: GPUs per actor (default: 1 on a cluster with GPUs, else 0)",
+    )
 
 
 def backend_options(args: argparse.Namespace, engine: Any) -> dict[str, Any]:

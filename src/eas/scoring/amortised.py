@@ -27,7 +27,7 @@ import numpy as np
 
 from eas.backends.base import EncodedRecord
 from eas.backends.hf.features import PositionFeatures, default_layers, model_fingerprint, position_features
-from eas.config import EASConfig
+from eas.config import CPU_BATCH_TOKENS, EASConfig
 from eas.maths.agreement import agreement
 from eas.maths.metrics import record_figures
 from eas.maths.ridge import FOLDS, fit_ridge_cv
@@ -122,7 +122,7 @@ def score_records_amortised(
     check_head_for(head, backend, config)
     out: list[dict[str, Any] | ScoreError] = []
     with progress_bar(progress, len(records)) as bar:
-        for batch in plan_batches(records, getattr(getattr(backend, "engine", None), "batch_tokens", 2048)):
+        for batch in plan_batches(records, getattr(backend, "batch_tokens", CPU_BATCH_TOKENS)):
             out += score_batch_amortised(batch, backend, config, head)
             bar.update(len(batch))
     return out

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import Backend, EncodedRecord, Measurement
-from eas.config import EASConfig
+from eas.config import CPU_BATCH_TOKENS, EASConfig
 from eas.maths.metrics import record_figures, topk_figures
 from eas.maths.stratified import block_sizes
 from eas.progress import progress_bar
@@ -198,7 +198,7 @@ def score_records(
         backend: from ``load_backend`` or any ``Backend``.
         config: the metric's settings (trigger, answer prefix, end, ...).
         batch_tokens: group short records up to this many tokens (default: the
-            backend's engine setting, else 2048).
+            backend's, resolved for its device, else 2048).
         progress: show a progress bar.
         total: number of records, for the progress bar.
 
@@ -214,7 +214,7 @@ def score_records(
     """
     config = config or EASConfig()
     if batch_tokens is None:
-        batch_tokens = getattr(getattr(backend, "engine", None), "batch_tokens", 2048)
+        batch_tokens = getattr(backend, "batch_tokens", CPU_BATCH_TOKENS)
     with progress_bar(progress, total) as bar:
         for batch in plan_batches(records, batch_tokens):
             results = score_batch(batch, backend, config)

@@ -121,6 +121,11 @@ class HFBackend:
         params = inspect.signature(self.decoder.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
+    @property
+    def batch_tokens(self) -> int:
+        """Tokens of work per batch of records (``EngineConfig.batch_tokens`` for this device)."""
+        return self.engine.batch_tokens_for(self.device.type == "cuda")
+
     def describe(self) -> dict[str, Any]:
         return {
             "backend": "hf",
