@@ -147,6 +147,7 @@ class HFBackend:
 
     def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
         torch = _require_torch()
+        use_attention(self.model, self.attention)  # another backend on the same model may have switched it
         with torch.inference_mode():
             if self.engine.method == "naive":
                 return [self._measure_naive(e) for e in batch]
