@@ -30,7 +30,7 @@ def test_gpu_eas_smoke_runs_on_cpu(capsys):
     for pool in results["pools"].values():
         assert pool["traces"] == 2 and pool["default_per_hour"] > 0 and pool["round2_per_hour"] > 0
     out = capsys.readouterr().out
-    for figure in ("plain=", "packed/plain=", "naive/packed=", "stride8/packed=", "peak_mem=", "flex_vs_sdpa="):
+    for figure in (" plain=", "packed/plain=", "naive/packed=", "stride8/packed=", "peak_mem=", "flex_vs_sdpa="):
         assert out.count(figure) == 3, figure
     assert out.count("traces/h") == 4 and "(goal >= 3)" in out
 
