@@ -278,7 +278,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dtype = torch.float32 if args.smoke else torch.bfloat16
     shapes, runs = (SMOKE_SHAPES, SMOKE_RUNS) if args.smoke else (SHAPES, RUNS)
     card = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    print(f"{'smoke (tiny models)' if args.smoke else 'random weights'}, {str(dtype).removeprefix('torch.')}, {card}")
+    kind = "smoke (tiny models: the figures only show that it runs)" if args.smoke else "random weights"
+    print(f"{kind}, {str(dtype).removeprefix('torch.')}, {card}")
     results: dict[str, Any] = {"lengths": [], "pools": {}}
     for name in dict.fromkeys(n for n, _ in runs):
         model = build_model(shapes[name], args.device, dtype)
