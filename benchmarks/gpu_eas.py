@@ -26,7 +26,7 @@ Then, per model, the throughput of a pool of ``--pool-traces`` traces of ``--poo
 tokens (64 of 4096 by default), in traces per hour, with today's default engine and with
 the round-2 default it replaces (SDPA with dense masks, chunks of 8192 query tokens,
 batches of 2048 tokens of work, the float32 head), and their ratio (the goal: >= 3).
-The pool is batched as ``eas.scoring.score.plan_batches`` batches records, counted in
+The pool is batched as ``eas.scoring.batches.plan_batches`` batches records, counted in
 tokens here (the traces have no text).
 
     python benchmarks/gpu_eas.py            # CUDA, bf16: the figures above

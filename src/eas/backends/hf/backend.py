@@ -58,10 +58,10 @@ from typing import Any
 
 import numpy as np
 
-from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError
+from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError, PositionFeatures
 from eas.backends.hf.cache import buffered_cache
 from eas.backends.hf.chunks import ModelShape, probe_tokens_for_memory, probes_per_chunk
-from eas.backends.hf.flex import IMPLEMENTATION, FlexMasks, resolve_attention, use_attention
+from eas.backends.hf.flex import IMPLEMENTATION, FlexMasks, implementation_for, resolve_attention, use_implementation
 from eas.backends.hf.generate import generate_samples
 from eas.backends.hf.head import Float32Head, check_against_model, resolve_products
 from eas.backends.hf.heap import fix_mmap_threshold
@@ -108,7 +108,8 @@ class HFBackend:
         self.attention = resolve_attention(
             self.engine.attention if self.engine.method == "packed" else "sdpa", self.device.type, model
         )
-        use_attention(model, self.attention)  # never transformers' flex_attention, which adds masks to scores
+        self.implementation = implementation_for(model, self.attention)  # never transformers' flex_attention
+        use_implementation(model, self.implementation)
         self.head = Float32Head(model, products=resolve_products(self.engine.head, model))
         with torch.inference_mode():
             check_against_model(model, self.decoder, self.head)
@@ -133,10 +134,36 @@ class HFBackend:
             "device": str(self.device),
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "method": self.engine.method,
-            "attention": self.attention,
+            "attention": "flex" if self.attention == "flex" else self.implementation,  # flex, sdpa or eager
             "head": self.head.products,
             "vocab_size": int(self.model.config.vocab_size),
         }
+
+    def close(self) -> None:
+        """Nothing to release: the model goes with the last reference to this backend."""
+
+    def __enter__(self) -> HFBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- features (amortised EAS) -------------------------------------------------------
+
+    def features(self, batch: Sequence[EncodedRecord], layers: Sequence[int]) -> list[PositionFeatures]:
+        from eas.backends.hf.features import position_features
+
+        return position_features(self, batch, layers)
+
+    def feature_layers(self) -> tuple[int, ...]:
+        from eas.backends.hf.features import default_layers
+
+        return default_layers(self.model)
+
+    def model_fingerprint(self) -> str:
+        from eas.backends.hf.features import model_fingerprint
+
+        return model_fingerprint(self.model)
 
     # -- public -------------------------------------------------------------------------
 
@@ -147,7 +174,7 @@ class HFBackend:
 
     def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
         torch = _require_torch()
-        use_attention(self.model, self.attention)  # another backend on the same model may have switched it
+        use_implementation(self.model, self.implementation)  # another backend on this model may have switched it
         with torch.inference_mode():
             if self.engine.method == "naive":
                 return [self._measure_naive(e) for e in batch]

@@ -123,16 +123,23 @@ def flex_unavailable_reason(model: Any) -> str | None:
     return None
 
 
-def use_attention(model: Any, attention: str) -> None:
-    """Switch ``model`` to ``eas_flex`` (``attention == "flex"``), or away from it and from
-    transformers' ``flex_attention`` (to SDPA) otherwise; SDPA and eager stay as they are."""
-    current = model.config._attn_implementation
+def implementation_for(model: Any, attention: str) -> str:
+    """The transformers attention implementation that runs ``attention`` on ``model``:
+    ``eas_flex`` for flex; for sdpa the model's own SDPA or eager, never a flex one
+    (transformers' ``flex_attention`` adds tensor masks to the scores), nor flash (refused
+    earlier: it takes no 4-D mask)."""
     if attention == "flex":
-        if current != IMPLEMENTATION:
+        return IMPLEMENTATION
+    current = model.config._attn_implementation
+    return "sdpa" if current in (IMPLEMENTATION, "flex_attention") else current
+
+
+def use_implementation(model: Any, implementation: str) -> None:
+    """Switch ``model`` to ``implementation`` (registering ``eas_flex`` first) unless it is on it."""
+    if model.config._attn_implementation != implementation:
+        if implementation == IMPLEMENTATION:
             _register()
-            model.set_attn_implementation(IMPLEMENTATION)
-    elif current in (IMPLEMENTATION, "flex_attention"):
-        model.set_attn_implementation("sdpa")
+        model.set_attn_implementation(implementation)
 
 
 @functools.cache
