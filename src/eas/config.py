@@ -16,6 +16,8 @@ from eas.maths.ridge import FOLDS
 
 Method = Literal["packed", "naive"]
 End = Literal["answer", "response"]
+Attention = Literal["auto", "flex", "sdpa"]
+HeadProducts = Literal["auto", "float32", "bf16"]
 Layout = Literal["auto", "single", "side", "list"]
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -98,10 +100,17 @@ class EASConfig:
 # Default chunking of the packed method. A CPU is bound by arithmetic, so small chunks
 # cost nothing and keep memory low; a GPU pays a fixed launch time per forward pass
 # (about 80 ms for a 28-layer model under transformers, measured on an H200), so it
-# takes chunks large enough for the arithmetic to dominate.
+# takes chunks as large as its free memory holds (``eas.backends.hf.chunks``): planned
+# on this share of the free memory, up to this many query tokens.
 CPU_CHUNK_PROBES = 256
 CPU_PREFILL_TOKENS = 2048
-GPU_PROBE_TOKENS = 8192
+# Records are packed into batches of this many tokens of work (context + probe suffixes):
+# on a GPU, enough short records that their probes fill whole chunks (a short trace
+# alone would leave a forward pass mostly launch overhead).
+CPU_BATCH_TOKENS = 2048
+GPU_BATCH_TOKENS = 65536
+GPU_MEMORY_FRACTION = 0.8
+GPU_MAX_PROBE_TOKENS = 32768
 GPU_PREFILL_TOKENS = 8192
 
 
@@ -110,7 +119,9 @@ class EngineConfig:
     """How it is computed (never changes the numbers beyond float rounding).
 
     On a GPU each forward pass costs a fixed launch time that small chunks would pay many
-    times over, hence the device-dependent chunk defaults (``probes_per_chunk``).
+    times over, hence the device-dependent defaults (``probes_per_chunk``,
+    ``batch_tokens_for``, ``prefill_tokens``; a GPU sizes its chunks from its free memory,
+    ``eas.backends.hf.chunks``).
     """
 
     method: Method = setting(
@@ -119,25 +130,43 @@ class EngineConfig:
     )
     chunk_size: int | None = setting(
         None,
-        f"probes per forward pass of the packed method; bounds memory (default: {CPU_CHUNK_PROBES} on a CPU, "
-        f"{GPU_PROBE_TOKENS} query tokens' worth on a GPU)",
+        f"probes per forward pass of the packed method; bounds memory (default: {CPU_CHUNK_PROBES} on a CPU; "
+        f"on a GPU what its free memory holds, up to {GPU_MAX_PROBE_TOKENS} query tokens)",
     )
-    batch_tokens: int = setting(
-        2048,
+    batch_tokens: int | None = setting(
+        None,
         "records shorter than this are packed together into one sequence (block-diagonal attention) "
-        "up to this many tokens; 0 scores each alone",
+        f"up to this many tokens of work; 0 scores each alone (default: {CPU_BATCH_TOKENS} on a CPU, "
+        f"{GPU_BATCH_TOKENS} on a GPU, where the probes of several records fill whole chunks)",
     )
     prefill_chunk: int | None = setting(
         None,
         "the prefill runs in segments of this many tokens, which bounds the activations and the attention "
         f"workspace (default: {CPU_PREFILL_TOKENS} on a CPU, {GPU_PREFILL_TOKENS} on a GPU)",
     )
+    attention: Attention = setting(
+        "auto",
+        "attention kernel of the packed method: flex = block masks (FlexAttention), sdpa = dense masks; "
+        "auto = flex on CUDA where torch and the model support it, sdpa elsewhere (recorded in the run's settings)",
+    )
+    head: HeadProducts = setting(
+        "auto",
+        "the LM head's products: float32 = upcast; bf16 = bfloat16 products summed in float32 (tensor cores, "
+        "within 0.005 bits a probe of float32); auto = bf16 for a bfloat16 model on CUDA, float32 elsewhere",
+    )
 
     def probes_per_chunk(self, on_gpu: bool, suffix_tokens: int) -> int:
-        """Probes per forward pass: ``chunk_size``, or its default for the device."""
+        """Probes per forward pass: ``chunk_size``, or its default for the device (on a GPU
+        the cap; the backend sizes its chunks from the free memory under it)."""
         if self.chunk_size is not None:
             return self.chunk_size
-        return max(1, GPU_PROBE_TOKENS // max(1, suffix_tokens)) if on_gpu else CPU_CHUNK_PROBES
+        return max(1, GPU_MAX_PROBE_TOKENS // max(1, suffix_tokens)) if on_gpu else CPU_CHUNK_PROBES
+
+    def batch_tokens_for(self, on_gpu: bool) -> int:
+        """Tokens of work per batch: ``batch_tokens``, or its default for the device."""
+        if self.batch_tokens is not None:
+            return self.batch_tokens
+        return GPU_BATCH_TOKENS if on_gpu else CPU_BATCH_TOKENS
 
     def prefill_tokens(self, on_gpu: bool) -> int:
         """Tokens per prefill segment: ``prefill_chunk``, or its default for the device."""
@@ -150,10 +179,14 @@ class EngineConfig:
             raise ValueError(f"method must be 'packed' or 'naive', not {self.method!r}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
-        if self.batch_tokens < 0:
+        if self.batch_tokens is not None and self.batch_tokens < 0:
             raise ValueError("batch_tokens must be >= 0")
         if self.prefill_chunk is not None and self.prefill_chunk < 1:
             raise ValueError("prefill_chunk must be >= 1")
+        if self.attention not in get_args(Attention):
+            raise ValueError(f"attention must be 'auto', 'flex' or 'sdpa', not {self.attention!r}")
+        if self.head not in get_args(HeadProducts):
+            raise ValueError(f"head must be 'auto', 'float32' or 'bf16', not {self.head!r}")
 
 
 @dataclass(frozen=True)

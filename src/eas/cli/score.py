@@ -67,7 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "go straight to eas select and eas train (a result column wins over an input field of the same name)",
     )
     g = p.add_argument_group("engine")
-    options.add_fields(g, EngineConfig, ("method", "chunk_size", "batch_tokens"))
+    options.add_fields(g, EngineConfig, ("method", "chunk_size", "batch_tokens", "attention"))
     g = p.add_argument_group("long runs")
     g.add_argument(
         "--overwrite",
@@ -129,6 +129,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     config = eas_config_from_args(args)
     engine = options.build(EngineConfig, args)
     ray = options.build(RayOptions, args) if args.engine == "ray" else None
+    args.batch_tokens = _batch_tokens(args, engine, ray)
     run = RunOptions(
         fields=fields_from_args(args),
         id_given=args.id_field is not None,
@@ -173,3 +174,16 @@ def print_summary(out: str, run: Any) -> None:
     files = [str(out), *([str(errors_path(out))] if run.errors else []), str(manifest_path(Path(out)))]
     lines.append("files: " + ", ".join(files))
     print("\n".join(lines))
+
+
+def _batch_tokens(args: argparse.Namespace, engine: EngineConfig, ray: Any) -> int:
+    """``--batch-tokens``, or its default for where the model will run (a GPU takes more)."""
+    if args.batch_tokens is not None or args.backend != "hf":
+        return engine.batch_tokens_for(on_gpu=False)
+    if ray is not None:
+        from eas.scoring.ray import cluster_placement
+
+        return engine.batch_tokens_for(on_gpu=bool(cluster_placement(ray).gpus_per_worker))
+    from eas.backends.load import resolve_device
+
+    return engine.batch_tokens_for(on_gpu=resolve_device(args.device).startswith("cuda"))
