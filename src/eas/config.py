@@ -8,6 +8,7 @@ default nor its description is written a second time.
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, get_args
 
@@ -310,8 +311,8 @@ class ViewConfig:
     def __post_init__(self) -> None:
         if self.layout not in get_args(Layout):
             raise ValueError(f"layout must be one of {', '.join(get_args(Layout))}, not {self.layout!r}")
-        if self.vmax is not None and not self.vmax > 0:
-            raise ValueError("vmax must be > 0 bits")
+        if self.vmax is not None and not (math.isfinite(self.vmax) and self.vmax > 0):
+            raise ValueError(f"vmax must be a finite number of bits > 0, not {self.vmax!r}")
         if not 0 < self.color_percentile <= 100:
             raise ValueError("color_percentile must be in (0, 100]")
         if self.max_side_by_side < 1:

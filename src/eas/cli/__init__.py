@@ -25,6 +25,9 @@ from eas.cli.errors import EXIT_USAGE, UsageError
 
 # The command families, in --help order.
 COMMANDS = (score, view, calibrate, study, select, experiment, scale)
+# Commands whose process exists to score: on a CPU they may fix glibc's mmap threshold
+# (eas.backends.hf.heap). Not train, evaluate or experiment: they train or sample.
+SCORING_COMMANDS = frozenset({"score", "calibrate", "study", "demo", "select"})
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -155,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose, args.quiet)
     from eas.records import InputError
 
+    if args.command in SCORING_COMMANDS:
+        from eas.backends.hf.heap import claim_for_scoring
+
+        claim_for_scoring()
     try:
         # Weight-loading and data set bars of transformers/datasets would nest inside eas's own.
         with contextlib.nullcontext() if args.verbose else _hf_progress_bars_off():

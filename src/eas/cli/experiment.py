@@ -21,6 +21,7 @@ from eas.cli.common import (
     sampling_from_args,
 )
 from eas.config import EVALUATION_SAMPLING, ModelOptions
+from eas.storage.jsontext import dumps
 
 log = logging.getLogger("eas")
 
@@ -165,7 +166,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{target}: Avg Pass@1 = {100 * result.avg_pass_at_1:.1f}% over {len(questions)} questions x {args.eval_k} "
             f"samples\n  prompts: {prompting}\n  graded responses: {samples}"
         )
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    out.write_text(dumps(results, indent=1) + "\n")
     print(f"results: {out}")
     return EXIT_OK
 

@@ -104,7 +104,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help="run folder")
     g = t.add_argument_group("training")
     options.add_fields(g, TrainConfig, TRAIN_OPTIONS)
-    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in --out (refused when --out holds a run with other settings)",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="remove the run --out holds (other settings, or no --resume) and start again; default: refuse",
+    )
     add_model_args(t, dtype_help=TRAIN_DTYPE_HELP)
     add_field_args(t)
     t.set_defaults(func=cmd_train)
@@ -177,6 +186,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             None,
             config,
             resume=args.resume,
+            overwrite=args.overwrite,
             progress=not args.quiet,
             **model_options(args).kwargs(),
         )

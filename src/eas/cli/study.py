@@ -178,7 +178,7 @@ def cmd_correlate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder")
-    text = correlate_files(args.files, labels, args.reference, out, args.bootstrap_resamples, args.seed)
+    text = correlate_files(args.files, labels, args.reference, out)
     print(text)
     log.info("wrote %s and %s", out / "correlations.csv", out / "correlations.md")
     return EXIT_OK
@@ -254,7 +254,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="sample, grade, score, correlate, draw and report (docs/method.md sections 2-3)",
         description="The uncertainty study: N samples per question -> answer entropy, correctness entropy, "
         "pass rate -> EAS and the baseline metrics of sample 0 (or the mean of the first k) -> Pearson r "
-        "(95 % bootstrap CI), Spearman rho, AUROC and PRR of every metric -> figures and a report.\n\n"
+        "(95 % Fisher-z CI), Spearman rho, AUROC and PRR of every metric -> figures and a report.\n\n"
         "Writes into OUT: samples.jsonl, per_question.jsonl, correlations.csv, fig*.png, report.md, "
         f"report.html, settings.json and {TRACES_PAGE} (every question's scored sample token by token, "
         "as eas view draws it; linked from the report).",
@@ -274,7 +274,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "correlate",
         help="correlation table from one or more per_question.jsonl files",
-        description="For every metric in each per-question file: Pearson r and p, 95 % bootstrap CI of r, "
+        description="For every metric in each per-question file: Pearson r and p, 95 % Fisher-z CI of r, "
         "Spearman rho, n, and AUROC / PRR for predicting a wrong sample-0 answer. Writes OUT/correlations.csv "
         "and OUT/correlations.md (one column per file, shaped like the paper's Table 2) and prints the table.",
         epilog=CORRELATE_EXAMPLES,
@@ -291,8 +291,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "classes) or correctness_entropy (binary entropy of the pass rate)",
     )
     p.add_argument("--out", default=".", help="output folder, created if missing (default: current folder)")
-    options.add_fields(p, StudyConfig, ("bootstrap_resamples",))
-    options.add_param(p, correlation_rows, "seed", "--seed", help="seed of the bootstrap")
     p.set_defaults(func=cmd_correlate)
 
     p = sub.add_parser("plot", help="draw a figure from results", description="Draw a figure from results files.")

@@ -132,6 +132,9 @@ class BatchScorer:
     """A Ray actor: one backend (loaded from the spec) and the run's estimator; scores whole batches."""
 
     def __init__(self, spec: BackendSpec, estimator: Estimator):
+        from eas.backends.hf.heap import claim_for_scoring
+
+        claim_for_scoring()  # the actor's process exists to score (eas.backends.hf.heap)
         self.backend = spec.load()
         self.estimator = estimator
         estimator.check(self.backend)

@@ -7,10 +7,11 @@ rows into records is ``eas.storage.inputs``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from eas.records import InputError, RecordError
+from eas.storage.jsontext import dumps
 from eas.storage.parts import write_atomic
 
 log = logging.getLogger(__name__)
@@ -98,11 +100,35 @@ def _rows_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordErro
             index += 1
 
 
+@contextlib.contextmanager
+def _csv_field_limit() -> Iterator[None]:
+    """csv's field size limit lifted (a response can exceed its 128 KiB) while the block
+    runs, then put back: the module-wide setting stays the caller's.
+
+    ``sys.maxsize`` overflows the C long of some platforms (64-bit Windows: 32 bits);
+    there the largest 32-bit limit is used.
+    """
+    previous = csv.field_size_limit()
+    try:
+        csv.field_size_limit(sys.maxsize)
+    except OverflowError:
+        csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
-    csv.field_size_limit(sys.maxsize)
     # Undecodable bytes become lone surrogates here; _text() turns them into a record error.
     with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
-        yield from enumerate(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        for index in itertools.count():
+            with _csv_field_limit():  # only around the read: the generator may wait between rows
+                row = next(reader, None)
+            if row is None:
+                return
+            yield index, row
 
 
 def iter_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
@@ -147,12 +173,6 @@ def errors_path(out: str | Path) -> Path:
     return out.with_name(out.stem + ".errors.jsonl")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def check_output_path(path: str | Path) -> str:
     """The output format of ``path``; raises ``InputError`` for a bad extension or folder."""
     path = Path(path)
@@ -163,9 +183,10 @@ def check_output_path(path: str | Path) -> str:
 
 
 def jsonl_line(row: dict[str, Any]) -> str:
-    """One JSONL line; non-finite floats become null (JSON has no NaN), other values JSON
-    cannot hold (a Parquet timestamp or decimal carried from the input) their ``str``."""
-    return json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False, default=str) + "\n"
+    """One JSONL line; non-finite floats become null at any depth (JSON has no NaN,
+    ``eas.storage.jsontext``), other values JSON cannot hold (a Parquet timestamp or
+    decimal carried from the input) their ``str``."""
+    return dumps(row, ensure_ascii=False, default=str) + "\n"
 
 
 def write_jsonl(path: Path, make_batches: Callable[[], Iterator[list[dict[str, Any]]]]) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 from eas.config import AmortisedConfig
 from eas.maths.ridge import RidgeHead
 from eas.records import InputError
+from eas.storage.jsontext import dumps
 
 FORMAT = "eas-amortised-head/1"
 
@@ -58,11 +59,11 @@ def save_head(path: str | Path, head: RidgeHead, manifest: dict[str, Any]) -> st
         "alpha": np.array([head.alpha], dtype=np.float64),
     }
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"manifest": json.dumps(manifest, sort_keys=True)})
+    save_file(tensors, str(tmp), metadata={"manifest": dumps(manifest, sort_keys=True)})
     tmp.replace(path)
     side = manifest_beside(path)
     side_tmp = side.with_name(side.name + ".tmp")
-    side_tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    side_tmp.write_text(dumps(manifest, indent=1, sort_keys=True) + "\n")
     side_tmp.replace(side)
     return _sha256(path)
 

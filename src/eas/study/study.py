@@ -17,7 +17,6 @@ logged and written to ``settings.json`` (``questions_without_scores``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from eas.records import Record
 from eas.sampling.questions import FewShot, Question
 from eas.sampling.sample import grade_samples, sample_questions
 from eas.storage.files import write_rows
+from eas.storage.jsontext import dumps
 from eas.study.tables import (
     REFERENCES,
     correlation_rows,
@@ -72,7 +72,6 @@ class StudyConfig:
     )
     alpha: float = setting(0.5, "decay exponent of Fig. 3's decayed cumulative probability")
     verify_timeout_s: int = setting(5, "seconds per math-verify parse or comparison", flag="--verify-timeout")
-    bootstrap_resamples: int = setting(2000, "resamples of the bootstrap CI of Pearson r")
     label: str = setting("study", "name of this model/dataset in the correlation table")
 
     def __post_init__(self) -> None:
@@ -165,11 +164,7 @@ def run_study(
     dropped = sum(1 for r in table if not r["scored_samples"])
     log.info("%d of %d questions have no scored sample and drop out of the correlations", dropped, len(table))
     write_rows(table, out / "per_question.jsonl")
-    corr = [
-        row
-        for ref in REFERENCES
-        for row in correlation_rows(table, ref, config.label, config.bootstrap_resamples, config.sampling.seed)
-    ]
+    corr = [row for ref in REFERENCES for row in correlation_rows(table, ref, config.label)]
     write_correlations_csv(corr, out / "correlations.csv")
     stage("drawing figures and writing the report")
     figures = draw_figures(table, out, config.alpha)
@@ -189,7 +184,7 @@ def run_study(
         "alpha": config.alpha,
         "wall_time_s": round(time.monotonic() - started, 1),
     }
-    (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    (out / "settings.json").write_text(dumps(settings, indent=2, default=str) + "\n")
     model = settings["model"].get("model") if isinstance(settings["model"], dict) else None
     traces = out / TRACES_PAGE
     traces.write_text(study_page(table, config.label, None if model is None else str(model)), encoding="utf-8")

@@ -26,7 +26,6 @@ as ``\\u003c`` etc.; the page's script inserts token text with ``textContent`` o
 from __future__ import annotations
 
 import bisect
-import json
 import math
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eas.answers import last_boxed_span
+from eas.storage.jsontext import dumps
 from eas.view.rows import RowCurve, ViewError, row_curve
 
 __all__ = ["Trace", "ViewError", "finite", "percentile", "prepare", "script_json", "token_texts", "trace_anchor"]
@@ -180,7 +180,7 @@ def script_json(data: Any) -> str:
         >>> script_json({"t": "</script>"})
         '{"t":"\\\\u003c/script\\\\u003e"}'
     """
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = dumps(data, ensure_ascii=False, separators=(",", ":"))
     for c, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(c, code)
     return text

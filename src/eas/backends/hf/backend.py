@@ -61,10 +61,11 @@ import numpy as np
 from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError, PositionFeatures
 from eas.backends.hf.cache import buffered_cache
 from eas.backends.hf.chunks import ModelShape, probe_tokens_for_memory, probes_per_chunk
+from eas.backends.hf.composite import text_config
 from eas.backends.hf.flex import IMPLEMENTATION, FlexMasks, implementation_for, resolve_attention, use_implementation
 from eas.backends.hf.generate import generate_samples
 from eas.backends.hf.head import Float32Head, check_against_model, resolve_products
-from eas.backends.hf.heap import fix_mmap_threshold
+from eas.backends.hf.heap import fix_for_scoring
 from eas.backends.hf.masks import LayerMasks, layer_kinds, masks_unsupported_reason, prefill_mask, staircase_mask
 from eas.config import GPU_MAX_PROBE_TOKENS, GPU_MEMORY_FRACTION, EngineConfig, SamplingConfig
 
@@ -95,8 +96,9 @@ class HFBackend:
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self.device = next(model.parameters()).device
         if self.device.type == "cpu":
-            fix_mmap_threshold()  # else the heap keeps hundreds of MiB of freed tensors (cpu_heap)
-        self.max_context = getattr(model.config, "max_position_embeddings", None)
+            fix_for_scoring()  # else the heap keeps hundreds of MiB of freed tensors (hf/heap.py)
+        self.config = text_config(model.config)  # the language model's, also in a multimodal checkpoint
+        self.max_context = getattr(self.config, "max_position_embeddings", None)
         reason = packed_unsupported_reason(model)
         if reason and self.engine.method == "packed":
             raise ValueError(f"the packed method does not support {reason}; use method='naive' (--method naive)")
@@ -113,11 +115,11 @@ class HFBackend:
         self.head = Float32Head(model, products=resolve_products(self.engine.head, model))
         with torch.inference_mode():
             check_against_model(model, self.decoder, self.head)
-        kinds, window = layer_kinds(model.config)
-        additive = model.config._attn_implementation not in ("sdpa", IMPLEMENTATION)
+        kinds, window = layer_kinds(self.config)
+        additive = self.config._attn_implementation not in ("sdpa", IMPLEMENTATION)
         self.masks = LayerMasks(kinds, window, additive, model.dtype)
         self.flex = FlexMasks(kinds, window) if self.attention == "flex" else None
-        self.shape = ModelShape.of(model.config, model.dtype.itemsize, len(kinds))
+        self.shape = ModelShape.of(self.config, model.dtype.itemsize, len(kinds))
         # transformers 5.x renamed the forward's `past_key_values` to `cache`.
         params = inspect.signature(self.decoder.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
@@ -136,7 +138,7 @@ class HFBackend:
             "method": self.engine.method,
             "attention": "flex" if self.attention == "flex" else self.implementation,  # flex, sdpa or eager
             "head": self.head.products,
-            "vocab_size": int(self.model.config.vocab_size),
+            "vocab_size": int(self.config.vocab_size),
         }
 
     def close(self) -> None:

@@ -203,7 +203,9 @@ def layer_kinds(config: Any) -> tuple[frozenset[str], int | None]:
 
 def masks_unsupported_reason(model: Any) -> str | None:
     """Why per-layer-type masks cannot be given to this model, or None when they can."""
-    config = model.config
+    from eas.backends.hf.composite import text_config
+
+    config = text_config(model.config)
     kinds, window = layer_kinds(config)
     other = sorted(kinds - {FULL, SLIDING})
     if other:

@@ -28,7 +28,7 @@ import numpy as np
 from eas.backends.base import Backend, EncodedRecord, FeatureBackend, PositionFeatures
 from eas.config import EASConfig
 from eas.maths.metrics import record_figures
-from eas.scoring.batches import RESULT_COLUMNS, encode_batch
+from eas.scoring.batches import RESULT_COLUMNS, encode_batch, finite_or_error
 from eas.scoring.estimators.base import Batch, Estimator, Result
 from eas.storage.heads import HeadFile, check_head, head_quality_warning
 
@@ -86,7 +86,10 @@ def predict_batch(batch: Batch, backend: Backend, head: HeadFile, config: EASCon
     items = encode_batch(batch, backend, config)
     encoded = [e for e in items if isinstance(e, EncodedRecord)]
     feats = iter(backend.features(encoded, head.layers) if encoded else [])
-    return [predicted_row(e, next(feats), head, config) if isinstance(e, EncodedRecord) else e for e in items]
+    return [
+        finite_or_error(predicted_row(e, next(feats), head, config)) if isinstance(e, EncodedRecord) else e
+        for e in items
+    ]
 
 
 @dataclass(frozen=True)
