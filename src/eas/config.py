@@ -98,16 +98,10 @@ class EASConfig:
             raise ValueError("hes_fraction must be in (0, 1]")
 
 
-# Default chunking of the packed method. A CPU is bound by arithmetic, so small chunks
-# cost nothing and keep memory low; a GPU pays a fixed launch time per forward pass
-# (about 80 ms for a 28-layer model under transformers, measured on an H200), so it
-# takes chunks as large as its free memory holds (``eas.backends.hf.chunks``): planned
-# on this share of the free memory, up to this many query tokens.
+# Device defaults of the packed method: a CPU is bound by arithmetic (small chunks cost nothing); a GPU
+# pays a launch time per forward pass, so it packs records to fill chunks sized from free memory.
 CPU_CHUNK_PROBES = 256
 CPU_PREFILL_TOKENS = 2048
-# Records are packed into batches of this many tokens of work (context + probe suffixes):
-# on a GPU, enough short records that their probes fill whole chunks (a short trace
-# alone would leave a forward pass mostly launch overhead).
 CPU_BATCH_TOKENS = 2048
 GPU_BATCH_TOKENS = 65536
 GPU_MEMORY_FRACTION = 0.8
@@ -117,13 +111,7 @@ GPU_PREFILL_TOKENS = 8192
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How it is computed (never changes the numbers beyond float rounding).
-
-    On a GPU each forward pass costs a fixed launch time that small chunks would pay many
-    times over, hence the device-dependent defaults (``probes_per_chunk``,
-    ``batch_tokens_for``, ``prefill_tokens``; a GPU sizes its chunks from its free memory,
-    ``eas.backends.hf.chunks``).
-    """
+    """How it is computed (never changes the numbers beyond float rounding); device defaults above."""
 
     method: Method = setting(
         "packed",
@@ -157,8 +145,7 @@ class EngineConfig:
     )
 
     def probes_per_chunk(self, on_gpu: bool, suffix_tokens: int) -> int:
-        """Probes per forward pass: ``chunk_size``, or its default for the device (on a GPU
-        the cap; the backend sizes its chunks from the free memory under it)."""
+        """``chunk_size``, or the device default (on a GPU the cap under ``eas.backends.hf.chunks``' sizing)."""
         if self.chunk_size is not None:
             return self.chunk_size
         return max(1, GPU_MAX_PROBE_TOKENS // max(1, suffix_tokens)) if on_gpu else CPU_CHUNK_PROBES
