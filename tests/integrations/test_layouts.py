@@ -8,7 +8,7 @@ import pytest
 from helpers import write_jsonl
 
 from eas.cli import main
-from eas.integrations.layouts import apply_layout, check_layout, detect_layout
+from eas.integrations.layouts import apply_layout, check_layout, choose_layout
 from eas.records import InputError, RecordError
 
 
@@ -66,11 +66,12 @@ def test_prompt_completion_as_strings_or_conversational():
 
 
 def test_layout_detection_and_the_line_for_a_missing_column():
-    assert detect_layout({"prompt", "response"}) == "fields"
-    assert detect_layout({"messages", "prompt"}) == "messages"
-    assert detect_layout({"problem", "generations", "answer"}) == "generations"
-    assert detect_layout({"prompt", "completion"}) == "prompt-completion"
-    assert detect_layout({"question", "trace"}) == "fields"
+    assert choose_layout({"prompt", "response"}) == "fields"
+    assert choose_layout({"messages", "prompt"}) == "messages"
+    assert choose_layout({"problem", "generations", "answer"}) == "generations"
+    assert choose_layout({"prompt", "completion"}) == "prompt-completion"
+    assert choose_layout({"question", "trace"}) == "fields"
+    assert choose_layout({"prompt", "response"}, "messages") == "messages"  # a layout named is kept
     with pytest.raises(InputError, match=r"layout 'generations' needs the column\(s\) problem, generations; missing"):
         check_layout("generations", {"problem", "answer"}, "pool.jsonl")
 

@@ -12,6 +12,7 @@ rows come from.
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 from eas.integrations.evaluators import EVALUATORS, evaluator_source
 from eas.integrations.hf_datasets import dataset_source, is_dataset_output, is_dataset_spec, write_dataset
-from eas.integrations.layouts import EXPECTED, LAYOUTS, check_layout, detect_layout, iter_layout, layout_fields
+from eas.integrations.layouts import EXPECTED, LAYOUTS, check_layout, choose_layout, iter_layout, layout_fields
 from eas.records import InputError
 from eas.storage.files import INPUT_FORMATS, RowSource, field_names, file_format, iter_rows
 from eas.storage.inputs import FieldMap
@@ -36,6 +37,9 @@ _FIELD_OPTIONS = {
 }
 
 
+_LAYOUT_DEFAULT = inspect.signature(choose_layout).parameters["layout"].default
+
+
 def add_source_args(p: argparse.ArgumentParser, correctness: bool = True) -> None:
     """``--from``, ``--layout`` and (``correctness``: commands that score) ``--correct-field``."""
     g = p.add_argument_group("input source (docs/integrations/)")
@@ -48,14 +52,15 @@ def add_source_args(p: argparse.ArgumentParser, correctness: bool = True) -> Non
         "lm-eval:FILTER picks a filter) or lighteval (a details_*.parquet). Its prompts are scored as the model "
         "saw them (no chat template added), its fields are kept and an AUROC summary for its wrong answers follows",
     )
-    g.add_argument(
+    layout = g.add_argument(
         "--layout",
         choices=("auto", *LAYOUTS),
-        default="auto",
+        default=_LAYOUT_DEFAULT,
         help="how rows hold a trace: fields (prompt/response, or the --*-field names), messages (a role/content "
         "list: user then assistant), generations (problem + a list of generations: one record each), "
         "prompt-completion; auto picks by the column names (default)",
     )
+    layout.eas_source = (choose_layout, "layout")  # the default is choose_layout's (eas.cli.options' convention)
     if not correctness:
         return
     g.add_argument(
@@ -109,8 +114,9 @@ def _field_options_given(args: argparse.Namespace) -> list[str]:
 def _laid_out(args: argparse.Namespace, name: str, open_rows, names: set[str] | None) -> RowSource | None:
     """The rows in the layout ``--layout`` names (or auto finds), None for plain fields."""
     layout = args.layout
-    if layout == "auto":
-        layout = "fields" if _field_options_given(args) else detect_layout(names, args.response_field)
+    if layout == "auto" and _field_options_given(args):
+        layout = "fields"
+    layout = choose_layout(names, layout, args.response_field)
     if layout == "fields":
         return None
     given = _field_options_given(args)

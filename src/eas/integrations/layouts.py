@@ -23,6 +23,7 @@ from typing import Any
 
 from eas.records import InputError, RecordError
 from eas.storage.files import Rows
+from eas.storage.inputs import FieldMap
 
 LAYOUTS = ("fields", "messages", "generations", "prompt-completion")
 # Columns of the generations layout that hold one value per generation.
@@ -45,15 +46,17 @@ EXPECTED = (
 )
 
 
-def detect_layout(names: set[str] | None, response_field: str = "response") -> str:
-    """The layout the field names fit: ``fields`` when the response field is there, else
-    the first preset whose columns are all present, else ``fields`` (whose check then
-    names what is missing)."""
+def choose_layout(names: set[str] | None, layout: str = "auto", response_field: str = FieldMap.response) -> str:
+    """``layout``, or for ``auto`` the layout the field names fit: ``fields`` when the
+    response field is there, else the first preset whose columns are all present, else
+    ``fields`` (whose check then names what is missing)."""
+    if layout != "auto":
+        return layout
     if names is None or response_field in names:
         return "fields"
-    for layout, needs in NEEDS.items():
+    for preset, needs in NEEDS.items():
         if set(needs) <= names:
-            return layout
+            return preset
     return "fields"
 
 
