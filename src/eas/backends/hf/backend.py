@@ -44,14 +44,14 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError
 from eas.backends.hf.cache import buffered_cache
-from eas.backends.hf.generate import generate_samples
+from eas.backends.hf.generate import DecodeLoop, batch_seed, generate_samples
 from eas.backends.hf.head import Float32Head, check_against_model
 from eas.backends.hf.heap import fix_mmap_threshold
 from eas.backends.hf.masks import LayerMasks, layer_kinds, masks_unsupported_reason, prefill_mask, staircase_mask
@@ -118,6 +118,12 @@ class HFBackend:
         self, prompts: Sequence[str], config: SamplingConfig, *, progress: bool = False, first_batch: int = 0
     ) -> list[list[str]]:
         return generate_samples(self.model, self.tokenizer, prompts, config, progress=progress, first_batch=first_batch)
+
+    def decode_watched(
+        self, prompts: Sequence[str], config: SamplingConfig, watch: Any, batch_index: int = 0
+    ) -> Iterator[int]:
+        """Monitored sampling of one batch (``eas.backends.watch.WatchedBackend``); yields after every step."""
+        return DecodeLoop(self.model, self.tokenizer, prompts, config, batch_seed(config, batch_index), watch).steps()
 
     def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
         torch = _require_torch()
