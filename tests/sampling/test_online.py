@@ -96,7 +96,7 @@ def test_online_equals_eas_score_of_the_text(embedded_model, tokenizer):
     each sample equals ``eas score --trajectory`` of its text (float32: within 1e-3 bits)."""
     be = backend(embedded_model, tokenizer)
     questions = load_questions(builtin_questions_path())[:3]
-    config = SamplingConfig(n=2, temperature=0.7, max_new_tokens=48, batch_size=6, seed=0)
+    config = SamplingConfig(n=2, temperature=0.7, max_new_tokens=32, batch_size=6, seed=0)
     rows = sample_questions_online(questions, be, config, EASConfig(), MonitorConfig(trajectory=True),
                                    load_fewshot(None))  # fmt: skip
     comparable = [r for r in rows if r["retokenizes"] and r["eas"] is not None]
