@@ -66,7 +66,7 @@ def _measure(be, dtype: str, args: argparse.Namespace) -> dict:
     first = []
     for i in differ:
         a, b = rows[i]["response"], plain[i]
-        first.append(next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))))
+        first.append(next((j for j, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))))
     diffs, text_diffs, n_text = [], [], 0
     for row, gen, prompt in zip(rows, ids, row_prompts, strict=True):
         if row.get("trajectory") is None or row["n_probes"] < 1:
@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             flush=True,
         )
     by = {r["dtype"]: r for r in results}
-    parts = [f"{d}_max={by[d]['max']:.3g}" for d in by] + [f"{d}_flips={by[d]['differ']}/{by[d]['samples']}" for d in by]
+    parts = [f"{d}_max={by[d]['max']:.3g}" for d in by] + [
+        f"{d}_flips={by[d]['differ']}/{by[d]['samples']}" for d in by
+    ]
     print("agreement: " + " ".join(parts))
     return results
 

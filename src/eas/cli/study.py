@@ -25,6 +25,7 @@ from eas.cli.common import (
     model_load_error,
     sampling_from_args,
 )
+from eas.cli.online import add_monitor_args, add_online_study_arg, monitor_from_args
 from eas.config import EASConfig
 
 log = logging.getLogger("eas")
@@ -123,6 +124,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     _check_out_file(args.out, ".jsonl")
     sampling, modes = sampling_from_args(args, n=args.n), _extract_modes(args.extract)
+    monitored = monitor_from_args(args)
     questions = load_questions(args.questions, args.question_field)
     summary = sample_file(
         questions,
@@ -135,6 +137,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         settings={"model": args.model, "dtype": args.dtype, "backend": args.backend, "base_url": args.base_url},
         overwrite=args.overwrite,
         progress=not args.quiet,
+        **({} if monitored is None else {"eas": monitored[0], "monitor": monitored[1]}),
     )
     state = "already complete: " if summary.already_complete else ""
     log.info("%s%d samples -> %s", state, summary.rows, args.out)
@@ -169,6 +172,7 @@ def cmd_study(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             verify_timeout_s=args.verify_timeout,
             label=args.label or Path(args.questions).stem,
+            online=args.online,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -260,6 +264,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_backend_args(p, ray=False)
     _add_sampling_args(p)
+    add_monitor_args(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
@@ -296,6 +301,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--alpha", type=float, default=0.5, help="decay exponent of Fig. 3's decayed cumulative probability")
     g.add_argument("--label", default=None, help="name of this model/dataset in the tables (default: file name)")
     add_stride_args(g)
+    add_online_study_arg(g)
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser(

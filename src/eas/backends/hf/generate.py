@@ -119,7 +119,13 @@ class DecodeLoop:
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, prompts: Sequence[str], config: SamplingConfig, seed: int, watch: Watch | None = None
+        self,
+        model: Any,
+        tokenizer: Any,
+        prompts: Sequence[str],
+        config: SamplingConfig,
+        seed: int,
+        watch: Watch | None = None,
     ):
         self.model, self.tokenizer, self.prompts, self.config, self.seed = model, tokenizer, list(prompts), config, seed
         self.watch = watch

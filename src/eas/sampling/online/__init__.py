@@ -6,7 +6,8 @@
 * ``BatchMonitor``: the per-batch ``Watch`` both use (``eas.backends.watch``).
 """
 
-from eas.sampling.online.monitor import BatchMonitor, OnlineSample, TokenEvent
+from eas.sampling.online.monitor import BatchMonitor, TokenEvent
+from eas.sampling.online.rows import OnlineSample
 from eas.sampling.online.sample import monitor_batch, sample_questions_online
 from eas.sampling.online.setup import OnlineSetup, online_setup
 from eas.sampling.online.stream import OnlineStream, stream

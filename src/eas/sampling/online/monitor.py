@@ -14,12 +14,12 @@ for the probes the stratified plan still lacks, and keeps an ``OnlineSample``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from eas.backends.watch import Emitted, Probe
-from eas.maths.stratified import ProbePlan, probe_plan
-from eas.sampling.online.rows import answer_probes
+from eas.maths.stratified import probe_plan
+from eas.sampling.online.rows import OnlineSample, answer_probes
 from eas.sampling.online.setup import THINK_END, OnlineSetup
 from eas.sampling.online.text import IncrementalText
 from eas.sampling.rules import Checker, Step, is_boundary
@@ -48,25 +48,6 @@ class TokenEvent:
     area: float
     phase: str = "reason"
     stop_reason: str | None = None
-
-
-@dataclass
-class OnlineSample:
-    """What the monitor measured on one finished row (the reasoning part unless said)."""
-
-    row: int
-    reasoning: IncrementalText
-    all_ids: list[int]
-    logprobs: list[float]
-    entropies: list[float]
-    probes: dict[int, Probe]
-    area: float
-    stop_t: int | None = None
-    stop_reason: str | None = None
-    answer_ids: list[int] = field(default_factory=list)
-    answer_text: str | None = None
-    plan: ProbePlan | None = None
-    located: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,7 +105,9 @@ class BatchMonitor:
             s.logprobs.append(e.logprob)
             s.entropies.append(e.entropy)
             t = len(s.reasoning.ids)
-            row.pending = Step(t, e.token, piece, row.so_far + piece, None, None, s.area, is_boundary(row.so_far, piece))
+            row.pending = Step(
+                t, e.token, piece, row.so_far + piece, None, None, s.area, is_boundary(row.so_far, piece)
+            )
             row.so_far += piece
         return done
 

@@ -13,17 +13,39 @@ area so far); its answer is the forced one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eas.answers import last_boxed_span
+from eas.backends.watch import Probe
 from eas.maths.metrics import record_figures
+from eas.maths.stratified import ProbePlan
 from eas.sampling.online.text import IncrementalText
 
 if TYPE_CHECKING:
-    from eas.sampling.online.monitor import OnlineSample
     from eas.sampling.online.setup import OnlineSetup
+
+
+@dataclass
+class OnlineSample:
+    """What the monitor measured on one finished row (the reasoning part unless said)."""
+
+    row: int
+    reasoning: IncrementalText
+    all_ids: list[int]
+    logprobs: list[float]
+    entropies: list[float]
+    probes: dict[int, Probe]
+    area: float
+    stop_t: int | None = None
+    stop_reason: str | None = None
+    answer_ids: list[int] = field(default_factory=list)
+    answer_text: str | None = None
+    plan: ProbePlan | None = None
+    located: dict[str, Any] = field(default_factory=dict)
+
 
 FIGURES = ("eas", "eas_se", "mean_eas", "n_probes", "n_probes_run", "final_entropy")
 
@@ -124,4 +146,3 @@ def _spans(tokenizer: Any, sample: OnlineSample) -> list[tuple[int, int]]:
     for i in sample.reasoning.ids + sample.answer_ids:
         text.push(i)
     return text.spans()
-

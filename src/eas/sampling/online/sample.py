@@ -14,6 +14,7 @@ from typing import Any
 from eas.backends.watch import WatchedBackend
 from eas.config import EASConfig, MonitorConfig, SamplingConfig
 from eas.maths.stratified import record_seed
+from eas.progress import progress_bar
 from eas.sampling.online.monitor import BatchMonitor
 from eas.sampling.online.rows import online_row
 from eas.sampling.online.setup import OnlineSetup, online_setup
@@ -56,6 +57,7 @@ def sample_questions_online(
     monitor: MonitorConfig,
     fewshot: Sequence[FewShot] = (),
     first_batch: int = 0,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """``sampling.n`` monitored responses per question; one row per sample (not graded yet).
 
@@ -64,16 +66,31 @@ def sample_questions_online(
     setup = online_setup(backend.tokenizer, eas, monitor)
     per_batch = max(1, sampling.batch_size // sampling.n)
     rows = []
-    for b, start in enumerate(range(0, len(questions), per_batch), start=first_batch):
-        group = list(questions[start : start + per_batch])
-        prompts = [build_prompt(backend.tokenizer, q, fewshot) for q in group]
-        online = monitor_batch(backend, prompts, sampling, setup, b)
-        for i, (q, prompt) in enumerate(zip(group, prompts, strict=True)):
-            for k in range(sampling.n):
-                row = {"id": f"{q.id}/{k}", "question_id": q.id, "sample": k, "prompt": prompt}
-                row.update(online[i * sampling.n + k])
-                row.update({"question": q.question, "answer": q.answer})
-                if q.choices:
-                    row["choices"] = list(q.choices)
-                rows.append(row)
+    with progress_bar(progress, len(questions), desc="sampling (online EAS)") as bar:
+        for b, start in enumerate(range(0, len(questions), per_batch), start=first_batch):
+            rows += _batch_rows(backend, list(questions[start : start + per_batch]), sampling, setup, fewshot, b)
+            bar.update(min(per_batch, len(questions) - start))
+    return rows
+
+
+def _batch_rows(
+    backend: Any,
+    group: list[Question],
+    sampling: SamplingConfig,
+    setup: OnlineSetup,
+    fewshot: Sequence[FewShot],
+    b: int,
+) -> list[dict[str, Any]]:
+    """The rows of one sampler batch (its questions' n samples each), as ``sample_questions`` lays them out."""
+    prompts = [build_prompt(backend.tokenizer, q, fewshot) for q in group]
+    online = monitor_batch(backend, prompts, sampling, setup, b)
+    rows = []
+    for i, (q, prompt) in enumerate(zip(group, prompts, strict=True)):
+        for k in range(sampling.n):
+            row = {"id": f"{q.id}/{k}", "question_id": q.id, "sample": k, "prompt": prompt}
+            row.update(online[i * sampling.n + k])
+            row.update({"question": q.question, "answer": q.answer})
+            if q.choices:
+                row["choices"] = list(q.choices)
+            rows.append(row)
     return rows

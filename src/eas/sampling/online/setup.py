@@ -57,7 +57,9 @@ def end_of_thinking(tokenizer: Any, monitor: MonitorConfig) -> str:
 def online_setup(tokenizer: Any, eas: EASConfig, monitor: MonitorConfig) -> OnlineSetup:
     """Ids and settings of a monitored run; ``ValueError`` (one line) for what it cannot do."""
     if eas.answer_prefix_tokens:
-        raise ValueError("online probes use the trigger alone: answer_prefix_tokens must be 0 (drop --answer-prefix-tokens)")
+        raise ValueError(
+            "online probes use the trigger alone: answer_prefix_tokens must be 0 (drop --answer-prefix-tokens)"
+        )
     suffix = tuple(tokenizer(eas.trigger, add_special_tokens=False)["input_ids"])
     if not suffix:
         raise ValueError(f"the trigger {eas.trigger!r} has no tokens")

@@ -23,7 +23,9 @@ from eas.sampling.online.setup import online_setup
 class OnlineStream:
     """An iterator of ``TokenEvent``s; ``row`` is the finished sample's row once it is exhausted."""
 
-    def __init__(self, backend: Any, prompt_text: str, sampling: SamplingConfig, eas: EASConfig, monitor: MonitorConfig):
+    def __init__(
+        self, backend: Any, prompt_text: str, sampling: SamplingConfig, eas: EASConfig, monitor: MonitorConfig
+    ):
         self.backend = require_watched(backend)
         self.tokenizer = backend.tokenizer
         self.setup = online_setup(self.tokenizer, eas, monitor)
