@@ -23,7 +23,19 @@ def test_sample_monitor_writes_online_eas_and_eas_view_shows_it(tmp_path, tiny_d
     plain, online = tmp_path / "plain.jsonl", tmp_path / "online.jsonl"
     model = ["--model", str(tiny_dir)]
     assert main(["-q", "sample", str(q), "--out", str(plain), *model, *COMMON]) == 0
-    argv = ["-q", "sample", str(q), "--out", str(online), *model, *COMMON, "--monitor", "--trajectory", "--end", "response"]
+    argv = [
+        "-q",
+        "sample",
+        str(q),
+        "--out",
+        str(online),
+        *model,
+        *COMMON,
+        "--monitor",
+        "--trajectory",
+        "--end",
+        "response",
+    ]
     assert main(argv) == 0
     rows, ref = _lines(online), _lines(plain)
     assert [r["response"] for r in rows] == [r["response"] for r in ref]  # monitoring changes no sample

@@ -27,7 +27,11 @@ def _study(be, tmp, online, sampling, eas):
                          online=online)  # fmt: skip
     out = tmp / ("online" if online else "posthoc")
     run_study(questions, be, config, out, load_fewshot(None))
-    return _lines(out / "samples.jsonl"), _lines(out / "per_question.jsonl"), json.loads((out / "settings.json").read_text())
+    return (
+        _lines(out / "samples.jsonl"),
+        _lines(out / "per_question.jsonl"),
+        json.loads((out / "settings.json").read_text()),
+    )
 
 
 def test_online_study_has_every_sample_scored(tiny_model, tokenizer, tmp_path):
