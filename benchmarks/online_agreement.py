@@ -23,8 +23,13 @@ Usage: python benchmarks/online_agreement.py [--questions 8] [--n 4] [--max-new-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+
+# Idle OpenMP threads sleep instead of spinning (set before torch loads; see cli.study._passive_openmp):
+# on cores shared with other processes, spinning threads made a small matmul 100x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _measure(be, dtype: str, args: argparse.Namespace) -> dict:

@@ -51,7 +51,11 @@ def test_monitored_samples_equal_unmonitored(tiny_model, tokenizer, every):
     assert len({r["response"] for r in rows}) > 3  # sampled, not greedy
 
 
-def test_online_curve_equals_packed_probes_on_the_same_tokens(tiny_model, tokenizer):
+@pytest.mark.parametrize("share_head", [True, False])
+def test_online_curve_equals_packed_probes_on_the_same_tokens(tiny_model, tokenizer, monkeypatch, share_head):
+    from eas.backends.hf.online import TriggerProbe
+
+    monkeypatch.setattr(TriggerProbe, "share_head", share_head)  # False: the hook + Float32Head path of bf16 models
     be = backend(tiny_model, tokenizer)
     prompts = [build_prompt(tokenizer, q, []) for q in QUESTIONS[:2]]
     config = SamplingConfig(n=2, temperature=1.0, max_new_tokens=20, batch_size=4, seed=1)

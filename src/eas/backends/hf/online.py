@@ -10,7 +10,10 @@ to the cache, x_t and trigger tokens < j. So:
   (``logits_to_keep`` picks it), and gives the next token;
 * the last trigger token's final hidden state (taken from the base model's output by a
   forward hook) goes through the float32 head (``Float32Head``) on that row alone, which
-  gives H_t over the whole vocabulary, the top probability and any tracked tokens;
+  gives H_t over the whole vocabulary, the top probability and any tracked tokens. When
+  the model's own head is float32 already (a float32 model), that row simply rides in the
+  same head call as x_t's (``logits_to_keep`` = both rows): the same float32 logits, and
+  the head's weights are read once per step instead of twice;
 * the s trigger entries are cropped from the cache at once, so the next step sees the
   cache of an unmonitored run.
 
@@ -61,12 +64,17 @@ def full_cache(model: Any) -> Any:
 class TriggerProbe:
     """Runs monitored steps and catch-up probes for one decoding loop.
 
+    ``share_head`` (class attribute): let a float32 head give the probe's logits in x_t's
+    head call; off, the probe always goes through ``Float32Head`` (what a bf16 model does).
+
     Args:
         model: the causal LM.
         cache_kw: the name of the forward's cache argument (``cache`` or ``past_key_values``).
         suffix_ids: the trigger's token ids (s >= 1).
         track_ids: token ids whose probability each probe also returns.
     """
+
+    share_head = True
 
     def __init__(self, model: Any, cache_kw: str, suffix_ids: Sequence[int], track_ids: Sequence[int] = ()):
         import torch
@@ -87,6 +95,9 @@ class TriggerProbe:
         self.track = torch.tensor(list(track_ids), dtype=torch.long, device=device)  # (K,)
         self.s = len(suffix_ids)
         self.keep_first = torch.tensor([0], device=device)
+        self.keep_both = torch.tensor([0, self.s], device=device)
+        # A float32 head gives the probe's float32 logits itself (one head call for both rows).
+        self.own_head = self.share_head and self.head.weight.dtype == torch.float32
 
     def step(self, new: Any, mask: Any, next_pos: Any, cache: Any) -> tuple[Any, Any, list[Probe]]:
         """One monitored step: ``(next-token logits (b, V), cache, probes)``.
@@ -103,26 +114,34 @@ class TriggerProbe:
         ids = torch.cat([new[:, None], self.suffix.expand(b, s)], dim=1)  # (b, 1 + s)
         wide = torch.cat([mask, mask.new_ones(b, s)], dim=1)
         pos = next_pos + torch.arange(s + 1, device=new.device)  # (b, 1 + s)
-        captured: list[Any] = []
-        hook = self.decoder.register_forward_hook(lambda _m, _a, out: captured.append(out.last_hidden_state))
-        try:
-            out = self.model(
-                input_ids=ids,
-                attention_mask=wide,
-                position_ids=pos,
-                use_cache=True,
-                logits_to_keep=self.keep_first,  # x_t's row only, through the model's own head
-                **{self.cache_kw: cache},
-            )
-        finally:
-            hook.remove()
+        kwargs = {
+            "input_ids": ids,
+            "attention_mask": wide,
+            "position_ids": pos,
+            "use_cache": True,
+            self.cache_kw: cache,
+        }
+        if self.own_head:
+            out = self.model(**kwargs, logits_to_keep=self.keep_both)  # (b, 2, V): x_t's row, the last trigger row
+            probes = self.probes(out.logits[:, 1].float())
+        else:
+            captured: list[Any] = []
+            hook = self.decoder.register_forward_hook(lambda _m, _a, o: captured.append(o.last_hidden_state))
+            try:
+                out = self.model(**kwargs, logits_to_keep=self.keep_first)  # x_t's row only, the model's own head
+            finally:
+                hook.remove()
+            probes = self.measure(captured[-1][:, -1])
         cache = returned_cache(out)
         cache.crop(-s)  # the trigger's entries: the next step sees an unmonitored cache
-        return out.logits[:, -1], cache, self.measure(captured[-1][:, -1])
+        return out.logits[:, 0], cache, probes
 
     def measure(self, hidden: Any) -> list[Probe]:
         """Probes of final hidden states ``(n, d)`` (last trigger tokens), through the float32 head."""
-        logits = self.head.logits(hidden)  # (n, V) float32
+        return self.probes(self.head.logits(hidden))
+
+    def probes(self, logits: Any) -> list[Probe]:
+        """Probes of float32 logits ``(n, V)``: entropy (bits), top probability, tracked probabilities."""
         entropy = entropy_bits_from_logits(logits).double().cpu().tolist()
         logp = logits.log_softmax(dim=-1)
         top = logp.max(dim=-1).values.exp().double().cpu().tolist()
