@@ -85,3 +85,17 @@ def test_help_lists_the_monitor_options(capsys):
     with pytest.raises(SystemExit):
         main(["study", "--help"])
     assert "--online" in capsys.readouterr().out
+
+
+def test_a_model_online_probes_cannot_run_in_is_refused_with_the_reason(tokenizer):
+    from types import SimpleNamespace
+
+    from eas.cli.common import UsageError
+    from eas.cli.online import check_online_backend
+    from eas.testing.models import make_tiny_llama
+
+    model = make_tiny_llama(len(tokenizer))
+    assert check_online_backend(SimpleNamespace(model=model)).model is model
+    model.config._attn_implementation = "flash_attention_2"  # takes no 4-D mask
+    with pytest.raises(UsageError, match="online probes do not support attention implementation 'flash_attention_2'"):
+        check_online_backend(SimpleNamespace(model=model))

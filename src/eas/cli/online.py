@@ -98,3 +98,16 @@ def add_online_study_arg(g: Any) -> None:
         help="measure every sample's EAS while sampling it (online probes; --probe-stride K probes one position "
         "in K) instead of scoring the chosen samples in a second pass: the same values (docs/online.md)",
     )
+
+
+def check_online_backend(backend: Any) -> Any:
+    """The backend, if online probes can run in its model's decoding loop; else a ``UsageError``
+    with the reason (an attention kernel that takes no mask, a layer type that cannot be re-masked)."""
+    model = getattr(backend, "model", None)
+    if model is not None:
+        from eas.backends.hf.online import online_unsupported_reason
+
+        reason = online_unsupported_reason(model)
+        if reason:
+            raise UsageError(f"online probes do not support {reason}")
+    return backend

@@ -25,7 +25,7 @@ from eas.cli.common import (
     model_load_error,
     sampling_from_args,
 )
-from eas.cli.online import add_monitor_args, add_online_study_arg, monitor_from_args
+from eas.cli.online import add_monitor_args, add_online_study_arg, check_online_backend, monitor_from_args
 from eas.config import EASConfig
 
 log = logging.getLogger("eas")
@@ -129,7 +129,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     summary = sample_file(
         questions,
         args.out,
-        lambda: _backend(args),
+        (lambda: check_online_backend(_backend(args))) if monitored else (lambda: _backend(args)),
         sampling,
         fewshot=_fewshot(args),
         extract=modes,
@@ -180,7 +180,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     shots = _fewshot(args)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"{args.out}: exists and is not a folder")
-    backend = _backend(args)
+    backend = check_online_backend(_backend(args)) if args.online else _backend(args)
     result = run_study(questions, backend, config, args.out, shots, dataset=args.questions, progress=not args.quiet)
     _print_result(result, time.monotonic() - started)
     return EXIT_OK
