@@ -2,13 +2,13 @@
 
 Pools (``amortised_pools.py``): an ``arithmetic`` pool (multi-step sums with slips, about
 80-1,400 response tokens) and a ``shift`` pool (other problem kinds, prose, long
-digressions). The arithmetic pool is split in two halves: ``eas.scoring.amortised.calibrate``
+digressions). The arithmetic pool is split in two halves: ``eas.scoring.calibration.calibrate``
 fits a head on the first (exact packed EAS + one feature pass each); then, on
 
 * ``in``:    the held-out half of the arithmetic pool,
 * ``shift``: the other-style pool,
 
-it scores every trace exactly (``score_records``), with the head (``score_batch_amortised``:
+it scores every trace exactly (``score_records``), with the head (``Amortised.score_batch``:
 one pass per record) and with ``--probe-stride`` 4 and 8 (same traces, interleaved batch by
 batch with the others so that the load of a shared machine weighs on all alike), and prints,
 for each: cost (wall time over exact's), per-position r (amortised only: stratified probing
@@ -77,19 +77,19 @@ def compare(records, backend, head, clock: dict) -> dict:
     from dataclasses import replace
 
     from eas.config import EASConfig
-    from eas.scoring.amortised import score_batch_amortised
-    from eas.scoring.score import ScoreError, plan_batches, score_batch
+    from eas.scoring.batches import ScoreError, plan_batches
+    from eas.scoring.estimators.amortised import Amortised
+    from eas.scoring.estimators.exact import Exact
 
     exact_cfg = EASConfig(trajectory=True)
+    exact, amortised = Exact(exact_cfg), Amortised(head, exact_cfg)
+    strided = {k: Exact(replace(exact_cfg, probe_stride=k)) for k in STRIDES}
     out = {"exact": [], "amortised": [], **{f"stride{k}": [] for k in STRIDES}}
     for batch in plan_batches(records, 2048):
-        out["exact"] += _timed(lambda b=batch: score_batch(b, backend, exact_cfg), clock, "exact")
-        out["amortised"] += _timed(
-            lambda b=batch: score_batch_amortised(b, backend, exact_cfg, head), clock, "amortised"
-        )
-        for k in STRIDES:
-            cfg = replace(exact_cfg, probe_stride=k)
-            out[f"stride{k}"] += _timed(lambda b=batch, c=cfg: score_batch(b, backend, c), clock, f"stride{k}")
+        out["exact"] += _timed(lambda b=batch: exact.score_batch(b, backend), clock, "exact")
+        out["amortised"] += _timed(lambda b=batch: amortised.score_batch(b, backend), clock, "amortised")
+        for k, est in strided.items():
+            out[f"stride{k}"] += _timed(lambda b=batch, e=est: e.score_batch(b, backend), clock, f"stride{k}")
     errors = [f"{r.id}: {r.reason}" for rows in out.values() for r in rows if isinstance(r, ScoreError)]
     if errors:
         raise RuntimeError(f"benchmark traces failed to score: {errors[:3]}")
@@ -156,18 +156,17 @@ def layer_check(cal_records, backend, cal_rows) -> None:
 
 def auto_mixed(records, backend, scored_parts, clock_parts, fractions) -> None:
     """``--amortised auto`` on the mixed pool, per calibration fraction (see the module docstring)."""
-    from eas.backends.hf.features import default_layers, position_features
     from eas.config import EASConfig
     from eas.maths.agreement import agreement
     from eas.maths.ridge import fit_ridge_cv
-    from eas.scoring.amortised_runs import calibration_slice
+    from eas.scoring.calibration import calibration_slice
     from eas.scoring.probes import encode_record
 
     exact = [np.asarray(r["trajectory"]) for part in scored_parts for r in part["exact"]]
     t_exact = sum(c["exact"] for c in clock_parts)
     t_pass = sum(c["amortised"] for c in clock_parts)
     encs = [encode_record(backend.tokenizer, r, EASConfig(), backend.max_context) for r in records]
-    feats = [f.features for f in position_features(backend, encs, default_layers(backend.model))]
+    feats = [f.features for f in backend.features(encs, backend.feature_layers())]
     print(f"auto on the mixed pool ({len(records)} traces, both styles):")
     for f in fractions:
         chosen = calibration_slice(len(records), f, seed=0)
@@ -202,7 +201,7 @@ def main(argv=None) -> dict:
     import torch
 
     from eas.config import EASConfig
-    from eas.scoring.amortised import calibrate
+    from eas.scoring.calibration import calibrate
     from eas.storage.heads import HeadFile
 
     if args.threads:

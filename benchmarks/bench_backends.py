@@ -47,7 +47,7 @@ def make_traces(n: int = 20, seed: int = 0) -> list:
 
 def bench_hf(traces: list) -> tuple[float, int]:
     from eas.backends.load import load_backend
-    from eas.scoring.score import score_records
+    from eas.scoring.runs import score_records
 
     backend = load_backend("embedded")
     list(score_records(traces[:2], backend))  # warm-up

@@ -6,7 +6,7 @@ trace so that the load of a shared machine weighs on every k alike, and prints o
 line per k:
 
 * cost: wall time of k over the wall time of exact (the same traces, the whole
-  ``score_batch``: encode, measure, figures);
+  ``Exact.score_batch``: encode, measure, figures);
 * spearman / spearman_mean: Spearman rho of the estimated vs the exact EAS, and of
   the estimated vs the exact mean EAS (EAS ranks are dominated by length, so the mean
   is the honest test of the estimate);
@@ -157,21 +157,22 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
 
     from eas.backends.load import load_backend
     from eas.config import EASConfig
-    from eas.scoring.score import ScoreError, score_batch
+    from eas.scoring.batches import ScoreError
+    from eas.scoring.estimators.exact import Exact
 
     torch.manual_seed(0)
     strides = sorted({int(k) for k in args.strides.split(",")} | {1})
     backend = load_backend(args.model, device="cpu", dtype="float32")
     pool = make_pool(backend.tokenizer, args.traces, args.min_probes, args.max_probes, args.seed)
-    configs = {k: EASConfig(trajectory=True, probe_stride=k, probe_seed=args.seed) for k in strides}
-    score_batch(pool[:1], backend, configs[1])  # warm-up
+    estimators = {k: Exact(EASConfig(trajectory=True, probe_stride=k, probe_seed=args.seed)) for k in strides}
+    estimators[1].score_batch(pool[:1], backend)  # warm-up
 
     rows: dict[int, list[dict]] = {k: [] for k in strides}
     seconds = dict.fromkeys(strides, 0.0)
     for i, rec in enumerate(pool):
         for k in strides[i % len(strides) :] + strides[: i % len(strides)]:  # rotate the order too
             t0 = time.perf_counter()
-            (row,) = score_batch([rec], backend, configs[k])
+            (row,) = estimators[k].score_batch([rec], backend)
             seconds[k] += time.perf_counter() - t0
             if isinstance(row, ScoreError):
                 raise SystemExit(f"trace {rec.id} was not scored: {row.reason}")

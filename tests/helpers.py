@@ -41,7 +41,7 @@ def check_topk_interval(rows, exact, tol_per_probe: float, min_inside: float, mi
     of the positions inside their interval, and the two correlated (r >= ``min_r``)."""
     import numpy as np
 
-    from eas.scoring.score import ScoreError
+    from eas.scoring.batches import ScoreError
 
     h, lo, hi = [], [], []
     for r, e in zip(rows, exact, strict=True):

@@ -14,8 +14,9 @@ from eas.backends.openai.backend import OpenAIBackend
 from eas.config import EASConfig, ServerConfig
 from eas.maths.entropy import topk_truncation_bound
 from eas.records import Record
+from eas.scoring.batches import ScoreError
 from eas.scoring.probes import encode_record
-from eas.scoring.score import ScoreError, score_records
+from eas.scoring.runs import score_records
 
 REC = Record("a", "What is 2+3?", r"2 + 3 = 5, so \boxed{5}.")
 FAST = {"backoff_s": 0.01, "timeout_s": 10.0}

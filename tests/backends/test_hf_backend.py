@@ -6,7 +6,8 @@ from helpers import backend, make_tiny_llama
 
 from eas.config import EASConfig
 from eas.records import Record
-from eas.scoring.score import ScoreError, score_records
+from eas.scoring.batches import ScoreError
+from eas.scoring.runs import score_records
 
 RECORDS = [
     Record("a", "What is 2+3?", r"We add 2 and 3 to get 5. So the answer is \boxed{5}."),

@@ -8,8 +8,9 @@ from test_hf_backend import RECORDS
 
 from eas.config import EASConfig
 from eas.records import Record
+from eas.scoring.batches import ScoreError
 from eas.scoring.probes import encode_record
-from eas.scoring.score import ScoreError, score_records
+from eas.scoring.runs import score_records
 
 TRIGGER = " Hence:"  # its last token appears in no record below, so poisoning it hits the probes only
 CONFIG = EASConfig(trajectory=True, trigger=TRIGGER)

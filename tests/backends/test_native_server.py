@@ -27,7 +27,7 @@ from helpers import check_topk_interval, write_jsonl
 from eas.backends.load import load_backend
 from eas.config import EASConfig, ServerConfig
 from eas.records import Record
-from eas.scoring.score import score_records
+from eas.scoring.runs import score_records
 
 pytestmark = pytest.mark.server
 

@@ -12,8 +12,9 @@ from eas.backends.openai.detect import ServerProfile
 from eas.config import EASConfig, ServerConfig
 from eas.maths.entropy import topk_truncation_bound
 from eas.records import Record
+from eas.scoring.batches import RESULT_COLUMNS, TOPK_COLUMNS, ScoreError
 from eas.scoring.probes import encode_record
-from eas.scoring.score import RESULT_COLUMNS, TOPK_COLUMNS, ScoreError, score_records
+from eas.scoring.runs import score_records
 
 REC = Record("a", "What is 2+3?", r"2 + 3 = 5, so \boxed{5}.")
 FAST = {"backoff_s": 0.01, "timeout_s": 10.0}

@@ -57,7 +57,7 @@ def test_prompt_ids_have_one_bos_with_and_without_a_template(bos_tok, tokenizer)
 def test_the_same_record_gives_the_same_ids_in_all_five_commands(bos_tok):
     """score, sample, study, train and evaluate feed the model the same prompt ids."""
     from eas.sampling.sample import grade_samples, sample_questions
-    from eas.scoring.score import score_records
+    from eas.scoring.runs import score_records
     from eas.selection.evaluation import evaluate
     from eas.selection.training import tokenized_examples
     from eas.study.study import StudyConfig, score_samples

@@ -9,7 +9,7 @@ from eas.backends.base import EncodedRecord, Measurement
 from eas.config import EASConfig
 from eas.maths.metrics import record_figures, topk_figures, topk_table
 from eas.records import Record
-from eas.scoring.score import RESULT_COLUMNS, TOPK_COLUMNS, result_row
+from eas.scoring.batches import RESULT_COLUMNS, TOPK_COLUMNS, result_row
 
 SPANS = ((0, 6), (6, 7), (7, 8), (8, 9))  # "\\boxed", "{", "1", "}"
 ENC = EncodedRecord(Record("r", "p", r"\boxed{1}"), [1, 2], [3, 4, 5, 6], [7], 4, response_offsets=SPANS)

@@ -7,18 +7,26 @@ import pytest
 from helpers import arithmetic_records, backend, make_tiny_llama, write_jsonl
 
 from eas.backends.hf.features import default_layers, position_features
+from eas.backends.spec import LoadedBackend
 from eas.config import EASConfig
 from eas.maths.entropy import entropy_bits_from_logits
 from eas.records import InputError, Record
-from eas.scoring.amortised import EAS_METHOD, calibrate, check_head_for, score_batch_amortised
-from eas.scoring.amortised_runs import auto_paths, calibration_slice, score_file_amortised
+from eas.scoring.batches import ScoreError
+from eas.scoring.calibration import AutoAmortised, auto_head_path, calibrate, calibration_slice
+from eas.scoring.estimators.amortised import EAS_METHOD, Amortised, check_head_for
 from eas.scoring.probes import encode_record
-from eas.scoring.runs import score_file
-from eas.scoring.score import ScoreError, score_records
+from eas.scoring.runs import RunOptions, score_file, score_records
 from eas.storage.files import read_table
 from eas.storage.heads import load_head, save_head
 
 CONFIG = EASConfig(trajectory=True)
+
+
+def score_file_amortised(src, out, backend, config, *, head, fraction, seed=0, batch_tokens=2048):
+    """``eas score --amortised auto``'s call: the auto estimator, its head beside ``out``."""
+    assert head == "auto"
+    auto = AutoAmortised(config, fraction, seed, head_path=str(auto_head_path(out)))
+    return score_file(src, out, LoadedBackend(backend), auto, RunOptions(batch_tokens=batch_tokens))
 
 
 def _records(n=16):
@@ -66,7 +74,7 @@ def test_calibration_reports_and_keeps_exact_rows(tiny, head_file):
 def test_predicted_rows_are_labelled_and_consistent(tiny, head_file):
     head, _ = head_file
     records = [*_records(20)[16:], Record("bad", "q", "no box")]
-    rows = score_batch_amortised(records, tiny, CONFIG, head)
+    rows = Amortised(head, CONFIG).score_batch(records, tiny)
     exact = list(score_records(records, tiny, CONFIG))
     assert isinstance(rows[-1], ScoreError) and isinstance(exact[-1], ScoreError)
     for row, ex in zip(rows[:-1], exact[:-1], strict=True):
@@ -99,10 +107,11 @@ def test_auto_keeps_exact_values_for_the_slice_and_resumes(tiny, tmp_path):
     chosen = {rows[i]["id"] for i in calibration_slice(len(rows), 0.25, 1)} - {"r5"}
     assert {i for i, r in scored.items() if r[EAS_METHOD] == "exact"} == chosen and len(chosen) >= 5
     exact_out = tmp_path / "exact.jsonl"
-    score_file(src, exact_out, tiny, CONFIG)
+    score_file(src, exact_out, LoadedBackend(tiny), CONFIG)
     exact = {r["id"]: r for r in read_table(exact_out)}
-    head_path, rows_path = auto_paths(out)
-    kept = {r["id"]: r for r in read_table(rows_path)}
+    head_path = auto_head_path(out)
+    in_slice = [Record(r["id"], r["prompt"], r["response"]) for r in rows if r["id"] in chosen]
+    kept = {r["id"]: r for r in calibrate(in_slice, tiny, CONFIG, batch_tokens=0).exact_rows}
     for i in chosen:
         assert scored[i] == kept[i]  # the calibration's exact rows, unchanged
         # ... which are exact EAS (packed in other batches than a plain run: float rounding apart)
@@ -121,13 +130,13 @@ def test_auto_resumes_prediction_from_parts(tiny, tmp_path):
     full = tmp_path / "full.jsonl"
     score_file_amortised(src, full, tiny, CONFIG, head="auto", fraction=0.3, batch_tokens=64)
     calls = []
-    head_path = auto_paths(out)[0]
+    head_path = auto_head_path(out)
 
     class Dying:
         """The tiny backend, killed a few batches into the prediction phase (after calibrating)."""
 
         def __getattr__(self, name):
-            if name == "decoder" and head_path.exists():
+            if name == "features" and head_path.exists():
                 calls.append(1)
                 if len(calls) > 3:
                     raise KeyboardInterrupt
@@ -138,4 +147,4 @@ def test_auto_resumes_prediction_from_parts(tiny, tmp_path):
     assert (out.parent / (out.name + ".parts")).is_dir()
     score_file_amortised(src, out, tiny, CONFIG, head="auto", fraction=0.3, batch_tokens=64)
     assert out.read_text() == full.read_text()
-    assert json.loads(auto_paths(out)[0].with_name(auto_paths(out)[0].name + ".json").read_text())["layers"] == [1, 2]
+    assert json.loads(auto_head_path(out).with_name(auto_head_path(out).name + ".json").read_text())["layers"] == [1, 2]

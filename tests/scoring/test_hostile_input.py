@@ -134,8 +134,9 @@ def test_csv_with_embedded_newlines_and_bad_bytes(tmp_path, tiny_dir):
 def test_empty_input_gives_empty_outputs(tmp_path, tiny_dir, content):
     (tmp_path / "e.jsonl").write_bytes(content)
     out = tmp_path / "s.jsonl"
-    assert main(["-q", "score", str(tmp_path / "e.jsonl"), "--out", str(out), "--model", str(tiny_dir)]) == 0
-    assert out.read_text() == "" and (tmp_path / "s.errors.jsonl").read_text() == ""
+    args = ["-q", "score", str(tmp_path / "e.jsonl"), "--out", str(out), "--model", str(tiny_dir), "--allow-empty"]
+    assert main(args) == 0
+    assert out.read_text() == "" and not (tmp_path / "s.errors.jsonl").exists()
 
 
 def test_pickled_weights_are_never_loaded(tmp_path, tiny_dir, capsys):

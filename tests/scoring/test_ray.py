@@ -11,8 +11,10 @@ import pytest
 from helpers import arithmetic_records, make_tiny_llama, write_jsonl
 
 from eas.backends.load import load_backend
+from eas.backends.spec import BackendSpec
 from eas.config import EASConfig
-from eas.scoring.score import ScoreError, score_records
+from eas.scoring.batches import ScoreError
+from eas.scoring.runs import score_records
 from eas.storage.inputs import FieldMap, read_records
 
 pytestmark = pytest.mark.ray
@@ -95,8 +97,8 @@ def test_ray_two_workers_equal_single_process(ray_local, tiny_dir, tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", ROWS)
     config = EASConfig(trajectory=True)
     ref = list(score_records(read_records(src, FieldMap()), load_backend(str(tiny_dir)), config))
-    kwargs = {"model": str(tiny_dir)}
-    rows = list(score_with_ray(read_records(src, FieldMap()), kwargs, config, RayOptions(workers=2, batch_records=2)))
+    spec = BackendSpec(model=str(tiny_dir))
+    rows = list(score_with_ray(read_records(src, FieldMap()), spec, config, RayOptions(workers=2, batch_records=2)))
     assert [getattr(r, "id", None) or r["id"] for r in rows] == ["a", 7, "bad", "c", "d", "e"]
     assert isinstance(rows[2], ScoreError) and "boxed" in rows[2].reason
     _same(rows, ref)

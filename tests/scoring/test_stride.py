@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from helpers import arithmetic_records, backend, write_jsonl
 
+from eas.backends.spec import LoadedBackend
 from eas.config import EASConfig
 from eas.maths.stratified import block_sizes, probe_plan, record_seed
 from eas.records import InputError, Record
+from eas.scoring.batches import ScoreError
 from eas.scoring.probes import encode_record
-from eas.scoring.runs import score_file
-from eas.scoring.score import ScoreError, score_records
+from eas.scoring.runs import RunOptions, score_file, score_records
 
 _STEPS = " ".join(f"Step {i}: {7 * i % 13} plus {i} gives {7 * i % 13 + i}." for i in range(10))
 RECORDS = [
@@ -114,12 +115,13 @@ def test_a_resume_with_another_stride_is_refused(tmp_path, tiny_model, tokenizer
     out = tmp_path / "scored.jsonl"
     b = backend(tiny_model, tokenizer)
     with pytest.raises(KeyboardInterrupt):
-        score_file(src, out, _Dies(b), EASConfig(probe_stride=4), batch_tokens=200)
+        score_file(src, out, LoadedBackend(_Dies(b)), EASConfig(probe_stride=4), RunOptions(batch_tokens=200))
     assert not out.exists() and list(out.with_name(out.name + ".parts").glob("part-*"))
     for other in (EASConfig(), EASConfig(probe_stride=8), EASConfig(probe_stride=4, probe_seed=1)):
         with pytest.raises(InputError, match="settings"):
-            score_file(src, out, b, other, batch_tokens=200)
-    summary = score_file(src, out, b, EASConfig(probe_stride=4), batch_tokens=200)  # the same stride resumes
+            score_file(src, out, LoadedBackend(b), other, RunOptions(batch_tokens=200))
+    summary = score_file(src, out, LoadedBackend(b), EASConfig(probe_stride=4), RunOptions(batch_tokens=200))
+    # (the same stride resumes)
     assert summary.rows == 12 and not summary.already_complete
     with pytest.raises(InputError, match="settings"):
-        score_file(src, out, b, EASConfig(), batch_tokens=200)  # a finished output too
+        score_file(src, out, LoadedBackend(b), EASConfig(), RunOptions(batch_tokens=200))  # a finished output too

@@ -1,13 +1,17 @@
 """The Backend protocol: what every model runtime provides to the scorer.
 
 A backend measures; it never computes the per-record figures (``eas.maths.metrics`` does).
+Every backend can ``describe`` itself and be closed (it is a context manager: ``with
+spec.load() as backend: ...``). A backend that also gives per-position hidden-state
+features (``FeatureBackend``: the in-process hf backend) can run amortised EAS; callers
+ask for that capability, never for a backend's internals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -103,8 +107,28 @@ class Measurement:
     probe_topk_mass: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class PositionFeatures:
+    """What one forward pass measured on one record, for an amortised-EAS head.
+
+    Attributes:
+        features: ``(T-1, d)`` one row per probe position t: the hidden states of the
+            chosen layers at x_t, then the next-token entropy at x_t (bits).
+        token_logprobs: ``(R,)`` natural-log probability of each response token.
+        token_entropies: ``(R,)`` bits, the entropy of the distribution predicting each token.
+    """
+
+    features: np.ndarray
+    token_logprobs: np.ndarray
+    token_entropies: np.ndarray
+
+
 class Backend(Protocol):
-    """A model runtime that can measure encoded records and sample answers."""
+    """A model runtime that can measure encoded records and sample answers.
+
+    Backends are context managers: leaving the block calls ``close`` (a server backend
+    stops its connection pool; an in-process model is left to the garbage collector).
+    """
 
     tokenizer: Any
     max_context: int | None
@@ -112,6 +136,14 @@ class Backend(Protocol):
     def describe(self) -> dict[str, Any]:
         """Model name, device, dtype: what a results manifest should record."""
         ...
+
+    def close(self) -> None:
+        """Release what the backend holds (connections, threads); it is not used afterwards."""
+        ...
+
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
     def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
         """Measure every record of ``batch``; one Measurement per record, same order."""
@@ -127,3 +159,29 @@ class Backend(Protocol):
         with the seeds of an uninterrupted one.
         """
         ...
+
+
+@runtime_checkable
+class FeatureBackend(Protocol):
+    """A backend that also reads per-position features from one forward pass (amortised EAS)."""
+
+    def features(self, batch: Sequence[EncodedRecord], layers: Sequence[int]) -> list[PositionFeatures]:
+        """One ``PositionFeatures`` per record of ``batch``, same order; ``layers`` are 1-based blocks."""
+        ...
+
+    def feature_layers(self) -> tuple[int, ...]:
+        """The default layers whose hidden states are features (the middle block and the last)."""
+        ...
+
+    def model_fingerprint(self) -> str:
+        """A short hash of what decides the model's outputs (a head is only valid for it)."""
+        ...
+
+
+# Optional capabilities an estimator may require (``Estimator.requires``), and what gives them.
+CAPABILITIES = {"features": "the model's hidden states, which only the in-process hf backend gives (--backend hf)"}
+
+
+def capabilities(backend: Any) -> frozenset[str]:
+    """The optional capabilities (keys of ``CAPABILITIES``) a loaded backend has."""
+    return frozenset({"features"} if isinstance(backend, FeatureBackend) else ())

@@ -1,14 +1,14 @@
-"""``eas calibrate`` and the ``--amortised`` options of ``eas score``: parse, call, print.
+"""``eas calibrate``: parse, call, print.
 
-The work is ``eas.scoring.amortised_runs``; this module only turns options into calls and
-the head's manifest into a short report.
+The work is ``eas.scoring.calibration``; this module only turns options into a call and
+the head's manifest into a short report. (``eas score --amortised`` is ``cli.score``'s.)
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from pathlib import Path
 
 from eas.cli.common import (
     EXIT_OK,
@@ -20,7 +20,7 @@ from eas.cli.common import (
     eas_config_from_args,
     fields_from_args,
 )
-from eas.config import AmortisedConfig, EASConfig
+from eas.config import AmortisedConfig
 
 log = logging.getLogger("eas")
 
@@ -48,37 +48,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default=AmortisedConfig.seed,
         help="seed of the cross-validation folds (default %(default)s)",
     )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing head (outputs scored with it refer to it)"
+    )
     add_model_args(p)
     add_field_args(p)
     g = p.add_argument_group("metric (as the pool will be scored)")
     add_metric_args(g)
     p.set_defaults(func=cmd_calibrate)
-
-
-def add_amortised_args(p: argparse.ArgumentParser) -> None:
-    """``eas score``'s options for amortised EAS."""
-    g = p.add_argument_group("amortised EAS (one forward pass per record; docs/amortised.md)")
-    g.add_argument(
-        "--amortised",
-        default=None,
-        metavar="HEAD|auto",
-        help="predict eas, mean_eas, final_entropy and trajectory with a head from eas calibrate (column "
-        "eas_method: amortised); 'auto' calibrates on a seeded random slice of this pool first (those rows keep "
-        "their exact values, eas_method: exact; the head goes to OUT.head.safetensors)",
-    )
-    g.add_argument(
-        "--calibrate-fraction",
-        type=float,
-        default=AmortisedConfig.calibrate_fraction,
-        help="auto: share of the pool scored exactly to fit the head "
-        f"(default %(default)s, at least {AmortisedConfig.min_calibration} records)",
-    )
-    g.add_argument(
-        "--calibrate-seed",
-        type=int,
-        default=AmortisedConfig.seed,
-        help="auto: seed of the calibration slice (default %(default)s)",
-    )
 
 
 def parse_layers(text: str | None) -> tuple[int, ...] | None:
@@ -91,29 +68,27 @@ def parse_layers(text: str | None) -> tuple[int, ...] | None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from eas.backends.load import load_backend
-    from eas.cli.common import model_load_error
-    from eas.scoring.amortised_runs import calibrate_file
+    from eas.backends.spec import BackendSpec
+    from eas.scoring.calibration import calibrate_file
 
     config = eas_config_from_args(args)
+    if Path(args.out).exists() and not args.overwrite:  # before a model is loaded
+        raise UsageError(f"{args.out} exists (outputs scored with it refer to it); use --overwrite or another --out")
+    spec = BackendSpec(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
     try:
-        backend = load_backend(
-            args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code
-        )
-    except (OSError, ValueError) as exc:
-        raise model_load_error(args.model, exc) from None
-    try:
-        man = calibrate_file(
-            args.input,
-            args.out,
-            backend,
-            config,
-            fields=fields_from_args(args),
-            id_given=args.id_field is not None,
-            layers=parse_layers(args.layers),
-            seed=args.seed,
-            progress=not args.quiet,
-        )
+        with spec.open() as backend:
+            man = calibrate_file(
+                args.input,
+                args.out,
+                backend,
+                config,
+                fields=fields_from_args(args),
+                id_given=args.id_field is not None,
+                layers=parse_layers(args.layers),
+                seed=args.seed,
+                overwrite=args.overwrite,
+                progress=not args.quiet,
+            )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     cal, cv = man["calibration"], man["cv"]
@@ -125,31 +100,3 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"top-25% overlap {cv['top25_overlap']:.2f}, mean |error|/EAS {cv['mean_rel_error']:.3f}"
     )
     return EXIT_SKIPPED if cal["skipped"] else EXIT_OK
-
-
-def score_amortised(args: argparse.Namespace, config: EASConfig, backend: Any, settings: dict[str, Any]) -> Any:
-    """``eas score --amortised``: the run, through ``score_file_amortised``; returns its RunSummary."""
-    from eas.scoring.amortised_runs import score_file_amortised
-
-    if args.engine == "ray" or args.backend != "hf":
-        raise UsageError("--amortised needs the hidden states: use the local engine and --backend hf")
-    try:
-        return score_file_amortised(
-            args.input,
-            args.out,
-            backend,
-            config,
-            head=args.amortised,
-            fraction=args.calibrate_fraction,
-            seed=args.calibrate_seed,
-            fields=fields_from_args(args),
-            id_given=args.id_field is not None,
-            settings=settings,
-            batch_tokens=args.batch_tokens,
-            overwrite=args.overwrite,
-            dedupe=args.dedupe,
-            keep_input=args.keep_input,
-            progress=not args.quiet,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None

@@ -91,7 +91,7 @@ def add_backend_args(p: argparse.ArgumentParser, ray: bool = True) -> None:
 
 
 def backend_options(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
-    """Keyword arguments of ``eas.scoring.score.load_backend`` from the parsed options."""
+    """Keyword arguments of ``eas.backends.load.load_backend`` from the parsed options."""
 
     server = None
     if args.backend == "openai":
@@ -116,6 +116,13 @@ def backend_options(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
         "server": server,
         "tokenizer": args.tokenizer,
     }
+
+
+def backend_spec(args: argparse.Namespace, engine: Any) -> Any:
+    """The ``BackendSpec`` named by the model and backend options."""
+    from eas.backends.spec import BackendSpec
+
+    return BackendSpec(**backend_options(args, engine))
 
 
 def add_metric_args(g: Any) -> None:

@@ -1,12 +1,18 @@
-"""``eas score``: parse the options, build the settings, call ``eas.scoring`` and report."""
+"""``eas score``: parse the options, build the backend spec and the estimator, run, and report.
+
+The estimator (exact, stratified, ``--amortised HEAD`` or ``auto``) is chosen here, in
+``estimator_from_args``, and nowhere else; ``eas select`` uses the same function.
+The run ends with a short summary on stdout (rows, errors, EAS mean and spread, the most
+and least uncertain ids, the files written).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
-from eas.cli.calibrate import add_amortised_args, score_amortised
 from eas.cli.common import (
     EXIT_OK,
     EXIT_SKIPPED,
@@ -16,12 +22,11 @@ from eas.cli.common import (
     add_metric_args,
     add_model_args,
     add_stride_args,
-    backend_options,
+    backend_spec,
     eas_config_from_args,
     fields_from_args,
-    model_load_error,
 )
-from eas.config import EASConfig, EngineConfig
+from eas.config import AmortisedConfig, EASConfig, EngineConfig
 
 log = logging.getLogger("eas")
 
@@ -34,7 +39,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "mean token entropy, max sequence log-prob, HES and the final-answer entropy. "
         "Bad records go to OUT's errors file (scored.jsonl -> scored.errors.jsonl) with a reason; "
         "exit status 0 = all scored, 3 = some skipped, 2 = usage error. "
-        "Runs are resumable: rerun the same command after a crash and finished batches are kept.",
+        "Runs are resumable: rerun the same command after a crash and finished batches are kept; a rerun checks "
+        "that the input (ids and content) and the resolved settings (dtype, device, attention, metric) are the "
+        "same, and scores only records appended to the input since.",
     )
     p.add_argument("input", help="records: .jsonl, .parquet or .csv")
     p.add_argument("--out", required=True, help="results: .jsonl or .parquet")
@@ -82,76 +89,114 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="start again even if OUT (or its unfinished parts) was made with other settings",
     )
     g.add_argument("--dedupe", action="store_true", help="keep the first record of a duplicate id (default: refuse)")
+    g.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept an input without records (empty outputs, exit 0); by default it is an error",
+    )
     add_amortised_args(p)
     p.set_defaults(func=cmd_score)
 
 
+def add_amortised_args(p: argparse.ArgumentParser) -> None:
+    """``eas score``'s options for amortised EAS."""
+    g = p.add_argument_group("amortised EAS (one forward pass per record; docs/amortised.md)")
+    g.add_argument(
+        "--amortised",
+        default=None,
+        metavar="HEAD|auto",
+        help="predict eas, mean_eas, final_entropy and trajectory with a head from eas calibrate (column "
+        "eas_method: amortised); 'auto' calibrates on a seeded random slice of this pool first (those rows keep "
+        "their exact values, eas_method: exact; the head goes to OUT.head.safetensors)",
+    )
+    g.add_argument(
+        "--calibrate-fraction",
+        type=float,
+        default=AmortisedConfig.calibrate_fraction,
+        help="auto: share of the pool scored exactly to fit the head "
+        f"(default %(default)s, at least {AmortisedConfig.min_calibration} records)",
+    )
+    g.add_argument(
+        "--calibrate-seed",
+        type=int,
+        default=AmortisedConfig.seed,
+        help="auto: seed of the calibration slice (default %(default)s)",
+    )
+
+
+def estimator_from_args(args: argparse.Namespace, config: EASConfig, out: str | None = None) -> Any:
+    """The one place a command chooses how rows are made: exact (or stratified, by the
+    config's stride), a head file (``--amortised HEAD``) or ``--amortised auto`` (its head
+    beside ``out``)."""
+    from eas.scoring.estimators.exact import Exact
+
+    amortised = getattr(args, "amortised", None)
+    try:
+        if amortised is None:
+            return Exact(config)
+        if amortised == "auto":
+            from eas.scoring.calibration import AutoAmortised, auto_head_path
+
+            head_path = None if out is None else str(auto_head_path(out))
+            return AutoAmortised(config, args.calibrate_fraction, args.calibrate_seed, head_path=head_path)
+        from eas.scoring.estimators.amortised import Amortised
+        from eas.storage.heads import load_head
+
+        return Amortised(load_head(amortised), config)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_score(args: argparse.Namespace) -> int:
-    from eas.backends.load import load_backend
-    from eas.scoring.ray import RayOptions
-    from eas.storage.files import errors_path
+    from eas.scoring.ray import EngineError, RayOptions
+    from eas.scoring.runs import RunOptions, score_file
 
     try:
         config = eas_config_from_args(args)
         engine = EngineConfig(method=args.method, chunk_size=args.chunk_size, batch_tokens=args.batch_tokens)
+        ray = None
+        if args.engine == "ray":
+            ray = RayOptions(workers=args.workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    fields = fields_from_args(args)
-    options = backend_options(args, engine)
-    ray = None
-    backend: Any = options
-    if args.engine == "ray":
-        try:
-            ray = RayOptions(workers=args.workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    else:
-
-        def backend():
-            try:
-                return load_backend(**options)
-            except (OSError, ValueError) as exc:
-                raise model_load_error(args.model, exc) from None
-
-    if args.amortised:
-        summary = score_amortised(args, config, backend, _number_settings(args))
-    else:
-        summary = _score_exact(args, config, fields, backend, ray)
+    options = RunOptions(
+        fields=fields_from_args(args),
+        id_given=args.id_field is not None,
+        batch_tokens=args.batch_tokens,
+        overwrite=args.overwrite,
+        dedupe=args.dedupe,
+        keep_input=args.keep_input,
+        progress=not args.quiet,
+        allow_empty=args.allow_empty,
+        ray=ray,
+    )
+    estimator = estimator_from_args(args, config, args.out)
+    try:
+        summary = score_file(args.input, args.out, backend_spec(args, engine), estimator, options)
+    except (EngineError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
     state = "already complete: " if summary.already_complete else ""
     log.info("%sscored %d records -> %s", state, summary.rows, args.out)
+    print_summary(args.out, summary)
     if summary.errors:
-        log.warning("skipped %d records; reasons in %s", summary.errors, errors_path(args.out))
         return EXIT_SKIPPED
     return EXIT_OK
 
 
-def _score_exact(args: argparse.Namespace, config: EASConfig, fields: Any, backend: Any, ray: Any) -> Any:
-    from eas.scoring.ray import EngineError
-    from eas.scoring.runs import score_file
+def print_summary(out: str, run: Any) -> None:
+    """A few lines on stdout: rows, errors, EAS mean and spread, the extreme ids, the files."""
+    from eas.scoring.summary import summarize
+    from eas.storage.files import errors_path
+    from eas.storage.parts import manifest_path
 
-    try:
-        return score_file(
-            args.input,
-            args.out,
-            backend,
-            config,
-            fields=fields,
-            id_given=args.id_field is not None,
-            settings=_number_settings(args),
-            batch_tokens=args.batch_tokens,
-            overwrite=args.overwrite,
-            dedupe=args.dedupe,
-            keep_input=args.keep_input,
-            progress=not args.quiet,
-            ray=ray,
-        )
-    except EngineError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _number_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """What, besides the metric and the fields, decides a run's numbers (for resuming)."""
-    settings = {"model": args.model, "dtype": args.dtype, "backend": args.backend}
-    if args.backend == "openai":
-        settings |= {"top_k": args.top_k, "tokenizer": args.tokenizer, "base_url": args.base_url}
-    return settings
+    s = summarize(out)
+    lines = [f"{s.rows} rows, {run.errors} errors" + (" (already complete)" if run.already_complete else "")]
+    if s.mean is not None:
+        spread = f", sd {s.sd:.3f}" if s.sd is not None else ""
+        lines.append(f"EAS (bits): mean {s.mean:.3f}{spread}, median {s.median:.3f} over {s.scored} rows")
+        show = lambda pairs: ", ".join(f"{i} ({v:.3f})" for i, v in pairs)  # noqa: E731
+        lines.append(f"most uncertain: {show(s.most)}")
+        lines.append(f"least uncertain: {show(s.least)}")
+    files = [str(out), *([str(errors_path(out))] if run.errors else []), str(manifest_path(Path(out)))]
+    lines.append("files: " + ", ".join(files))
+    print("\n".join(lines))

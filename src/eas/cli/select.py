@@ -94,6 +94,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_select(args: argparse.Namespace) -> int:
     from eas.backends.load import load_backend
+    from eas.cli.score import estimator_from_args
     from eas.selection.select_file import SelectRequest, select_file
     from eas.storage.files import check_output_path
 
@@ -107,8 +108,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         fields=fields_from_args(args),
         scores_path=args.scores,
         model=args.model,
-        eas_config=eas_config_from_args(args),
-        amortised=args.amortised,
+        estimator=estimator_from_args(args, eas_config_from_args(args)),
     )
 
     def backend():

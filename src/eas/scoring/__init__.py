@@ -1,1 +1,1 @@
-"""Records -> scored rows: the probe layout, score_records, the resumable score_file, the Ray engine."""
+"""Records -> scored rows: estimators plugged into one run loop (``runs``), locally or on Ray."""

@@ -3,9 +3,12 @@
 The driver does what a local run does (``eas.scoring.runs.score_file``): it reads the
 input, plans the same batches, skips those already stored in the run's parts and writes
 each finished batch as a part; only the scoring of a batch happens elsewhere, on one of
-``workers`` actors, each holding one backend (one model, ``gpus_per_worker`` GPUs, or one
-HTTP client pool for the openai backend). So a Ray run is resumable, refuses other
-settings and writes the same rows as a local run with the same batches.
+``workers`` actors, each holding one backend loaded from the picklable ``BackendSpec``
+(one model, ``gpus_per_worker`` GPUs, or one HTTP client pool for the openai backend)
+and the picklable estimator. Any estimator runs: one that must be prepared (``auto``
+calibrates a head) is prepared on one actor and handed to the others. So a Ray run is
+resumable, refuses other settings and writes the same rows as a local run with the
+same batches.
 
 At most ``2 * workers`` batches are in flight, so the driver holds only those in memory
 besides the input's ids. Batches finish in any order; parts are numbered by batch, so
@@ -21,11 +24,15 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eas.config import EASConfig
 from eas.records import Record, RecordError
-from eas.scoring.score import ScoreError
+from eas.scoring.batches import ScoreError
+
+if TYPE_CHECKING:
+    from eas.backends.spec import BackendSpec
+    from eas.scoring.estimators.base import Estimator
 
 Batch = list[Record | RecordError]
 Scored = list[dict[str, Any] | ScoreError]
@@ -91,49 +98,49 @@ def init_ray(options: RayOptions) -> None:
 
 
 class BatchScorer:
-    """A Ray actor: one backend, scores whole batches as a local run does."""
+    """A Ray actor: one backend (loaded from the spec) and the run's estimator; scores whole batches."""
 
-    def __init__(self, backend_kwargs: dict[str, Any], config: EASConfig):
-        from eas.backends.load import load_backend
+    def __init__(self, spec: BackendSpec, estimator: Estimator):
+        self.backend = spec.load()
+        self.estimator = estimator
+        estimator.check(self.backend)
 
-        self.backend = load_backend(**backend_kwargs)
-        self.config = config
+    def prepare(self, records: list[Record]) -> Estimator:
+        """The estimator prepared on these records (``auto``: calibrated), kept for scoring."""
+        self.estimator = self.estimator.prepare(records, self.backend)
+        return self.estimator
+
+    def use(self, estimator: Estimator) -> None:
+        estimator.check(self.backend)
+        self.estimator = estimator
+
+    def describe(self) -> dict[str, Any]:
+        return self.backend.describe()
 
     def score(self, index: int, batch: Batch) -> tuple[int, Scored]:
-        from eas.scoring.score import score_batch
-
-        return index, score_batch(batch, self.backend, self.config)
+        return index, self.estimator.score_batch(batch, self.backend)
 
 
-def score_batches(
-    batches: Iterable[tuple[int, Batch]],
-    backend_kwargs: dict[str, Any],
-    config: EASConfig,
-    options: RayOptions,
-    *,
-    scorer: type = BatchScorer,
-) -> Iterator[tuple[int, Scored]]:
-    """``(index, results)`` of every ``(index, batch)``, in the order they finish.
+class ActorPool:
+    """``options.workers`` scoring actors, each with its own backend and the same estimator."""
 
-    Args:
-        batches: numbered batches; read lazily, ``2 * workers`` at most in flight.
-        backend_kwargs: keyword arguments of ``eas.backends.load.load_backend``; each
-            actor loads its own backend with them (they must pickle).
-        config: the metric's settings.
-        options: workers, cluster address, resources per actor.
-        scorer: the actor class (its ``score(index, batch)`` returns ``(index, results)``).
+    def __init__(self, spec: Any, estimator: Any, options: RayOptions, scorer: type = BatchScorer):
+        self.ray = _require_ray()
+        init_ray(options)
+        remote = self.ray.remote(num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker)(scorer)
+        self.actors = [remote.remote(spec, estimator) for _ in range(options.workers)]
 
-    Raises:
-        EngineError: an actor failed (e.g. it could not load the model).
-    """
-    ray = _require_ray()
-    init_ray(options)
-    remote = ray.remote(num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker)(scorer)
-    actors = [remote.remote(backend_kwargs, config) for _ in range(options.workers)]
-    free = [a for a in actors for _ in range(2)]  # two batches queued per actor keep it busy
-    running: dict[Any, Any] = {}  # ObjectRef -> actor
-    todo = iter(batches)
-    try:
+    def get(self, refs: Any) -> Any:
+        try:
+            return self.ray.get(refs)
+        except self.ray.exceptions.RayError as exc:
+            raise EngineError(f"the ray engine failed: {_cause(exc)}") from None
+
+    def run(self, batches: Iterable[tuple[int, Batch]]) -> Iterator[tuple[int, Scored]]:
+        """``(index, results)`` of every batch, in the order they finish; ``2 * workers`` at most in flight."""
+        free = [a for a in self.actors for _ in range(2)]  # two batches queued per actor keep it busy
+        running: dict[Any, Any] = {}  # ObjectRef -> actor
+        todo = iter(batches)
         while True:
             while free:
                 item = next(todo, None)
@@ -143,16 +150,75 @@ def score_batches(
                 running[actor.score.remote(*item)] = actor
             if not running:
                 return
-            done, _ = ray.wait(list(running), num_returns=1)
-            actor = running.pop(done[0])
-            free.append(actor)
-            try:
-                yield ray.get(done[0])
-            except ray.exceptions.RayError as exc:
-                raise EngineError(f"the ray engine failed: {_cause(exc)}") from None
+            done, _ = self.ray.wait(list(running), num_returns=1)
+            free.append(running.pop(done[0]))
+            yield self.get(done[0])
+
+    def kill(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+
+
+class RayEngine:
+    """``eas.scoring.runs``' engine on Ray: the actors are started on first use (a finished run starts none)."""
+
+    def __init__(self, spec: Any, options: RayOptions):
+        from eas.backends.spec import BackendSpec
+
+        if not isinstance(spec, BackendSpec):
+            raise ValueError("the ray engine loads a backend in every actor: give it a BackendSpec")
+        self.spec, self.options = spec, options
+        self.pool: ActorPool | None = None
+
+    def _actors(self, estimator: Estimator) -> ActorPool:
+        if self.pool is None:
+            self.pool = ActorPool(self.spec, estimator, self.options)
+        return self.pool
+
+    def prepare(self, estimator: Estimator, records: list[Record]) -> Estimator:
+        """Prepared on one actor (``auto`` calibrates there), then handed to every actor."""
+        pool = self._actors(estimator)
+        ready = pool.get(pool.actors[0].prepare.remote(records))
+        pool.get([a.use.remote(ready) for a in pool.actors[1:]])
+        return ready
+
+    def score(self, batches: Iterable[tuple[int, Batch]], estimator: Estimator) -> Iterator[tuple[int, Scored]]:
+        yield from self._actors(estimator).run(batches)
+
+    def describe(self) -> dict[str, Any] | None:
+        return None if self.pool is None else self.pool.get(self.pool.actors[0].describe.remote())
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.kill()
+
+
+def score_batches(
+    batches: Iterable[tuple[int, Batch]],
+    spec: Any,
+    estimator: Any,
+    options: RayOptions,
+    *,
+    scorer: type = BatchScorer,
+) -> Iterator[tuple[int, Scored]]:
+    """``(index, results)`` of every ``(index, batch)``, in the order they finish.
+
+    Args:
+        batches: numbered batches; read lazily, ``2 * workers`` at most in flight.
+        spec: the ``BackendSpec`` each actor loads its backend with.
+        estimator: the (prepared) estimator each actor scores with.
+        options: workers, cluster address, resources per actor.
+        scorer: the actor class: ``scorer(spec, estimator)``, whose ``score(index, batch)``
+            returns ``(index, results)``.
+
+    Raises:
+        EngineError: an actor failed (e.g. it could not load the model).
+    """
+    pool = ActorPool(spec, estimator, options, scorer)
+    try:
+        yield from pool.run(batches)
     finally:
-        for a in actors:
-            ray.kill(a)
+        pool.kill()
 
 
 def _cause(exc: BaseException) -> str:
@@ -165,19 +231,25 @@ def _cause(exc: BaseException) -> str:
 
 def score_with_ray(
     records: Iterable[Record | RecordError],
-    backend_kwargs: dict[str, Any],
-    config: EASConfig | None = None,
+    spec: BackendSpec,
+    estimator: Estimator | EASConfig | None = None,
     options: RayOptions | None = None,
 ) -> Iterator[dict[str, Any] | ScoreError]:
     """Score records on Ray; yields what ``score_records`` would, in input order.
 
     Records go in batches of ``options.batch_records``; finished batches wait in memory
-    until every earlier one is done. For files, ``score_file(..., ray=options)`` is the
-    resumable way.
+    until every earlier one is done. An estimator that must be prepared (``auto``) is
+    refused here: ``score_file(..., RunOptions(ray=options))`` is the resumable way, and
+    runs every estimator.
     """
+    from eas.scoring.estimators.exact import as_estimator
+
     options = options or RayOptions()
+    estimator = as_estimator(estimator)
+    if estimator.pool_dependent:
+        raise ValueError(f"{estimator.label()} needs the whole pool first: use score_file with RunOptions(ray=...)")
     batches = _chunks(records, options.batch_records)
-    yield from in_input_order(score_batches(batches, backend_kwargs, config or EASConfig(), options))
+    yield from in_input_order(score_batches(batches, spec, estimator, options))
 
 
 def in_input_order(finished: Iterator[tuple[int, Sequence[Any]]]) -> Iterator[Any]:

@@ -1,183 +1,302 @@
-"""File-to-file scoring that survives a kill: ``score_file`` (``eas score``).
+"""The one run loop: input -> batches -> estimator -> parts -> output (``score_records``, ``score_file``).
 
-The input is planned into batches that depend on the input alone; each finished batch
-is stored as an atomic part (``eas.storage.parts.PartStore``); a rerun with the same output
-skips the stored batches, so its output equals an uninterrupted run's output exactly.
-Duplicate ids are refused before any work (or, with ``dedupe``, every occurrence after
-the first goes to the errors file).
+Every estimator (``eas.scoring.estimators``) and both engines (this process, or a Ray
+actor pool: ``eas.scoring.ray``) go through ``score_file``; it never asks which
+estimator runs. In order:
+
+1. the input is read once for its identity (``eas.scoring.identity``): ids, a hash of
+   what is scored, duplicate ids refused before any work (or deduped);
+2. the run's settings are the estimator's settings, the backend's settings as they
+   resolve here (dtype, device kind, attention kernel: never ``"auto"``), the fields
+   and the options that change rows; the run store (``eas.storage.parts``) refuses other
+   settings, naming what differs. A finished output with the same settings and input
+   is complete; with another input it is refused, and a grown input scores only its
+   new records. All of this happens before a model is loaded or a head calibrated;
+3. the input is planned into batches that depend on the input alone, so a resumed run
+   plans the same ones; the batches no stored part covers are scored, after the
+   estimator's ``plan``/``prepare`` step (``auto`` calibrates there);
+4. each finished batch becomes one atomic part; at the end the parts are combined, in
+   input order, into the output, the errors file (only if some record failed) and a
+   manifest that records the input's identity.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eas.backends.base import Backend
+from eas.backends.spec import BackendSource, LoadedBackend
 from eas.config import EASConfig
+from eas.progress import progress_bar
 from eas.records import InputError, Record, RecordError
-from eas.storage.files import check_output_path, errors_path, write_results
-from eas.storage.inputs import FieldMap, find_duplicate_ids, input_row, read_records
+from eas.scoring.batches import ScoreError, plan_batches, record_key, with_input
+from eas.scoring.estimators.base import Estimator, Pool, Result, check_requires
+from eas.scoring.estimators.exact import as_estimator
+from eas.scoring.identity import InputIdentity, input_identity, read_input
+from eas.storage.files import check_output_path, errors_path, iter_rows, write_results
+from eas.storage.inputs import FieldMap
+from eas.storage.parts import Key, PartStore, RunSummary, read_manifest
 
 if TYPE_CHECKING:
     from eas.scoring.ray import RayOptions
-from eas.progress import progress_bar
-from eas.scoring.score import ScoreError, plan_batches, score_batch
-from eas.storage.parts import Key, PartStore, RunSummary, fingerprint, read_manifest
 
 log = logging.getLogger(__name__)
 
+Batch = list[Record | RecordError]
 
-def record_key(rec: Record | RecordError, with_extra: bool = False) -> Key:
-    """(id, fingerprint of the content): how a resumed run recognises finished work.
 
-    ``with_extra``: the other input fields count too (they are copied to the output).
+@dataclass(frozen=True)
+class RunOptions:
+    """How a file-to-file run reads, stores and schedules (not what it measures).
+
+    Attributes:
+        fields: input field names.
+        id_given: the id field was named explicitly, so it must exist.
+        batch_tokens: records are packed into batches of about this many tokens.
+        overwrite: discard earlier output or parts made with other settings or input.
+        dedupe: keep the first occurrence of a duplicate id instead of refusing.
+        keep_input: each result row also carries its input row's fields (prompt,
+            response, answer and the rest, under their input names).
+        progress: show a progress bar.
+        allow_empty: an input without a single row is scored into empty outputs;
+            otherwise it is refused (``InputError``).
+        ray: score the batches on a Ray actor pool (``eas.scoring.ray``); None: here.
     """
-    if isinstance(rec, RecordError):
-        return (rec.record_id, fingerprint(["unreadable", rec.reason]))
-    content = [rec.prompt, rec.response, rec.answer] + ([rec.extra] if with_extra else [])
-    return (rec.id, fingerprint(content))
+
+    fields: FieldMap = field(default_factory=FieldMap)
+    id_given: bool = False
+    batch_tokens: int = 2048
+    overwrite: bool = False
+    dedupe: bool = False
+    keep_input: bool = False
+    progress: bool = False
+    allow_empty: bool = True
+    ray: RayOptions | None = None
 
 
-def with_input(rows: Sequence[dict[str, Any]], batch: Sequence[Record | RecordError], fields: FieldMap) -> list[dict]:
-    """Result rows preceded by the fields of the input rows they score (results win a clash)."""
-    by_id = {rec.id: rec for rec in batch if isinstance(rec, Record)}
-    return [{**input_row(by_id[row["id"]], fields), **row} for row in rows]
+class LocalEngine:
+    """Scores in this process; the backend is loaded on first use (a finished run loads none)."""
+
+    def __init__(self, source: BackendSource):
+        self.source = source
+        self._stack = contextlib.ExitStack()
+        self._backend: Backend | None = None
+        self._checked: set[int] = set()
+
+    def backend(self, estimator: Estimator) -> Backend:
+        if self._backend is None:
+            self._backend = self._stack.enter_context(self.source.open())
+        if id(estimator) not in self._checked:
+            estimator.check(self._backend)
+            self._checked.add(id(estimator))
+        return self._backend
+
+    def prepare(self, estimator: Estimator, records: list[Record]) -> Estimator:
+        return estimator.prepare(records, self.backend(estimator))
+
+    def score(self, batches: Iterable[tuple[int, Batch]], estimator: Estimator) -> Iterator[tuple[int, list[Result]]]:
+        for index, batch in batches:
+            yield index, estimator.score_batch(batch, self.backend(estimator))
+
+    def describe(self) -> dict[str, Any] | None:
+        return None if self._backend is None else self._backend.describe()
+
+    def close(self) -> None:
+        self._stack.close()
 
 
-def _dedupe(records: Iterable[Record | RecordError]) -> Iterator[Record | RecordError]:
-    seen: set[Any] = set()
-    for rec in records:
-        if isinstance(rec, Record):
-            if rec.id in seen:
-                yield RecordError("duplicate id: --dedupe kept its first occurrence", rec.id)
-                continue
-            seen.add(rec.id)
-        yield rec
+def score_records(
+    records: Iterable[Record | RecordError],
+    backend: Backend,
+    estimator: Estimator | EASConfig | None = None,
+    *,
+    batch_tokens: int | None = None,
+    progress: bool = False,
+    total: int | None = None,
+) -> Iterator[dict[str, Any] | ScoreError]:
+    """Score records with a backend, yielding a result row or a ``ScoreError`` per record.
+
+    Args:
+        records: ``Record`` objects; a ``RecordError`` in the stream (e.g. a row the reader
+            could not parse) is passed through as a ``ScoreError``.
+        backend: from ``load_backend`` or any ``Backend`` (the caller closes it).
+        estimator: how rows are made (``eas.scoring.estimators``); an ``EASConfig`` (or
+            None) is exact EAS with those settings.
+        batch_tokens: group short records up to this many tokens (default: the
+            backend's engine setting, else 2048).
+        progress: show a progress bar.
+        total: number of records, for the progress bar.
+
+    Yields:
+        In input order: a dict with the columns of ``RESULT_COLUMNS`` (+ ``trajectory``)
+        or a ``ScoreError``.
+
+    Example:
+        >>> backend = load_backend("embedded")  # doctest: +SKIP
+        >>> rec = Record("q1", "What is 2+3?", "2+3 = 5, so \\\\boxed{5}.")
+        >>> next(score_records([rec], backend))["eas"]  # doctest: +SKIP
+        3.91...
+    """
+    estimator = as_estimator(estimator)
+    source = LoadedBackend(backend)
+    check_requires(estimator, source.capabilities(), "this backend")
+    if batch_tokens is None:
+        batch_tokens = getattr(getattr(backend, "engine", None), "batch_tokens", 2048)
+    if estimator.pool_dependent:
+        records = list(records)
+    pool = Pool.of(records) if estimator.pool_dependent else Pool(lambda: iter(()), 0)
+    engine = LocalEngine(source)
+    with progress_bar(progress, total) as bar:
+        numbered = enumerate(plan_batches(records, batch_tokens))
+        for _, results in run_batches(engine, estimator, pool, numbered):
+            yield from results
+            bar.update(len(results))
 
 
-def check_unique_ids(input_path: str | Path, fields: FieldMap, id_given: bool, dedupe: bool) -> int:
-    """Count the input's rows; refuse duplicate ids unless ``dedupe`` (InputError)."""
-    n, dups = find_duplicate_ids(read_records(input_path, fields, id_given))
-    if dups and not dedupe:
-        shown = ", ".join(map(repr, dups[:20])) + (" ..." if len(dups) > 20 else "")
-        raise InputError(
-            f"{input_path}: {len(dups)} ids occur more than once ({shown}); fix the input or pass --dedupe "
-            "to keep the first occurrence of each"
-        )
-    return n
+def run_batches(
+    engine: Any, estimator: Estimator, pool: Pool, batches: Iterable[tuple[int, Batch]]
+) -> Iterator[tuple[int, list[Result]]]:
+    """``(index, results)`` of every numbered batch: the estimator planned and prepared once,
+    on the first batch (so a run with nothing to do prepares nothing)."""
+    todo = iter(batches)
+    first = next(todo, None)
+    if first is None:
+        return
+    ready, needed = estimator.plan(pool)
+    if needed:
+        ready = engine.prepare(ready, needed)
+    yield from engine.score(_chain(first, todo), ready)
+
+
+def _chain(first: tuple[int, Batch], rest: Iterator[tuple[int, Batch]]) -> Iterator[tuple[int, Batch]]:
+    yield first
+    yield from rest
+
+
+def run_settings(estimator: Estimator, source: BackendSource, options: RunOptions, ident: InputIdentity) -> dict:
+    """Everything that decides a run's rows: what a resumed run must match."""
+    settings: dict[str, Any] = {
+        "estimator": estimator.settings(),
+        "backend": source.resolved(),
+        "fields": asdict(options.fields),
+        "dedupe": options.dedupe,
+        "keep_input": options.keep_input,
+    }
+    if estimator.pool_dependent:  # its rows depend on every record: the input is a setting
+        settings["input"] = ident.describe()
+    return settings
 
 
 def score_file(
     input_path: str | Path,
     out: str | Path,
-    backend: Backend | Callable[[], Backend] | dict[str, Any],
-    config: EASConfig | None = None,
-    *,
-    fields: FieldMap | None = None,
-    id_given: bool = False,
-    settings: dict[str, Any] | None = None,
-    batch_tokens: int = 2048,
-    overwrite: bool = False,
-    dedupe: bool = False,
-    keep_input: bool = False,
-    progress: bool = False,
-    ray: RayOptions | None = None,
-    scorer: Callable[..., list[dict[str, Any] | ScoreError]] = score_batch,
+    backend: BackendSource,
+    estimator: Estimator | EASConfig | None = None,
+    options: RunOptions | None = None,
 ) -> RunSummary:
     """Score a file of records into ``out`` (+ its errors file), resumably.
 
     Args:
         input_path: JSONL, Parquet or CSV records.
         out: results, JSONL or Parquet; the errors go to ``errors_path(out)``.
-        backend: a backend, or a function that makes one (called only if some batch
-            still needs work, so a finished run does not load a model); with ``ray``, the
-            keyword arguments of ``load_backend``.
-        config: the metric's settings.
-        fields: input field names.
-        id_given: the id field was named explicitly, so it must exist.
-        settings: more settings that decide the numbers (model, dtype, backend ...);
-            with ``config`` and ``fields`` they must match for a run to resume.
-        batch_tokens: records are packed into batches of about this many tokens.
-        overwrite: discard earlier output or parts made with other settings.
-        dedupe: keep the first occurrence of a duplicate id instead of refusing.
-        keep_input: each result row also carries its input row's fields (prompt,
-            response, answer and the rest, under their input names), so the output can be
-            selected from and trained on directly.
-        progress: show a progress bar.
-        ray: score the batches on a Ray actor pool (``eas.scoring.ray``); then
-            ``backend`` is the dict of ``eas.backends.load.load_backend`` keyword
-            arguments each actor loads its backend with. Parts, resuming and the
-            settings check are the same as for a local run.
-        scorer: ``scorer(batch, backend, config)`` scores one planned batch (default
-            ``score_batch``, exact EAS; the amortised runs pass their own). Local runs only.
+        backend: where the backend comes from: a ``BackendSpec`` (loaded only if some
+            batch still needs work; each Ray actor loads its own) or a ``LoadedBackend``.
+        estimator: how rows are made; an ``EASConfig`` (or None) is exact EAS.
+        options: fields, batching, resuming, engine (``RunOptions``).
 
     Raises:
-        InputError: bad input file, duplicate ids, or other settings than the run
-            that wrote ``out`` (without ``overwrite``).
+        InputError: bad input file, duplicate ids, an empty input (unless
+            ``allow_empty``), or other settings or another input than the run that
+            wrote ``out`` (without ``overwrite``).
     """
-    config = config or EASConfig()
-    fields = fields or FieldMap()
-    if ray is not None and scorer is not score_batch:
-        raise ValueError("only exact scoring runs on the Ray engine")
+    options = options or RunOptions()
+    estimator = as_estimator(estimator)
     out = Path(out)
     check_output_path(out)
-    total = check_unique_ids(input_path, fields, id_given, dedupe)
-    all_settings = {
-        "metric": asdict(config),
-        "fields": asdict(fields),
-        "dedupe": dedupe,
-        "keep_input": keep_input,
-        **(settings or {}),
-    }
-    store = PartStore(out, all_settings, overwrite).open()
+    check_requires(estimator, backend.capabilities(), "this backend")
+    previous = read_manifest(out) if out.exists() and not options.overwrite else {}
+    read = lambda: read_input(input_path, options.fields, options.id_given, options.dedupe)  # noqa: E731
+    ident = input_identity(input_path, options.fields, options.id_given, options.dedupe, options.keep_input,
+                           checkpoint=previous.get("records"))  # fmt: skip
+    if ident.items == 0 and not options.allow_empty:
+        raise InputError(f"{input_path}: no records to score; pass --allow-empty to write empty outputs")
+    store = PartStore(out, run_settings(estimator, backend, options, ident), options.overwrite).open()
+    keys_of = lambda batch: [record_key(r, with_extra=options.keep_input) for r in batch]  # noqa: E731
     if store.complete:
-        log.info("%s is already complete with these settings; nothing to do", out)
-        man = read_manifest(out)
-        return RunSummary(man.get("rows", 0), man.get("errors", 0), already_complete=True)
-
-    made: list[Backend] = []
-
-    def get_backend() -> Backend:
-        if not made:
-            made.append(backend() if callable(backend) and not hasattr(backend, "measure") else backend)
-        return made[0]
-
-    records: Iterable[Record | RecordError] = read_records(input_path, fields, id_given)
-    if dedupe:
-        records = _dedupe(records)
+        if previous.get("input_sha256") == ident.sha256:
+            log.info("%s is already complete with these settings and this input; nothing to do", out)
+            return RunSummary(previous.get("rows", 0), previous.get("errors", 0), already_complete=True)
+        _reopen(store, out, previous, ident, (keys_of(b) for b in plan_batches(read(), options.batch_tokens)))
+    engine = _engine(backend, options)
     indices: list[int] = []
-    in_flight: dict[int, tuple[list[Record | RecordError], list[Key]]] = {}
-    with progress_bar(progress, total) as bar:
+    in_flight: dict[int, tuple[Batch, list[Key]]] = {}
+    try:
+        with progress_bar(options.progress, ident.items) as bar:
 
-        def pending() -> Iterator[tuple[int, list[Record | RecordError]]]:
-            """The planned batches that no stored part covers yet."""
-            for index, batch in enumerate(plan_batches(records, batch_tokens)):
-                keys = [record_key(r, with_extra=keep_input) for r in batch]
-                indices.append(index)
-                if store.is_done(index, keys):
-                    bar.update(len(batch))
-                    continue
-                in_flight[index] = (batch, keys)
-                yield index, batch
+            def pending() -> Iterator[tuple[int, Batch]]:
+                """The planned batches that no stored part covers yet."""
+                for index, batch in enumerate(plan_batches(read(), options.batch_tokens)):
+                    keys = keys_of(batch)
+                    indices.append(index)
+                    if store.is_done(index, keys):
+                        bar.update(len(batch))
+                        continue
+                    in_flight[index] = (batch, keys)
+                    yield index, batch
 
-        if ray is None:
-            scored = ((index, scorer(batch, get_backend(), config)) for index, batch in pending())
-        else:
-            from eas.scoring.ray import score_batches
-
-            scored = score_batches(pending(), dict(backend), config, ray)  # type: ignore[call-overload]
-        for index, results in scored:
-            batch, keys = in_flight.pop(index)
-            errors = [r for r in results if isinstance(r, ScoreError)]
-            rows = [r for r in results if not isinstance(r, ScoreError)]
-            rows = with_input(rows, batch, fields) if keep_input else rows
-            store.write_part(index, keys, rows, [e.row() for e in errors], retry=any(e.retry for e in errors))
-            bar.update(len(batch))
-    extra: dict[str, Any] = {"input": str(input_path), "records": total}
-    if made and hasattr(made[0], "describe"):  # what the backend found out (e.g. what a server accepts)
-        extra["backend"] = made[0].describe()
+            for index, results in run_batches(engine, estimator, Pool(read, ident.records), pending()):
+                batch, keys = in_flight.pop(index)
+                errors = [r for r in results if isinstance(r, ScoreError)]
+                rows = [r for r in results if not isinstance(r, ScoreError)]
+                rows = with_input(rows, batch, options.fields) if options.keep_input else rows
+                store.write_part(index, keys, rows, [e.row() for e in errors], retry=any(e.retry for e in errors))
+                bar.update(len(batch))
+        extra: dict[str, Any] = {"input": str(input_path), "records": ident.items, "input_sha256": ident.sha256}
+        extra["estimator"] = estimator.label()
+        described = engine.describe()
+        if described is not None:  # what the backend found out (e.g. what a server accepts)
+            extra["backend"] = described
+    finally:
+        engine.close()
     counts = store.finish(indices, write_results, errors_path(out), extra)
     return RunSummary(counts["rows"], counts["errors"], retry_batches=counts["retry_batches"])
+
+
+def _engine(backend: BackendSource, options: RunOptions) -> Any:
+    if options.ray is None:
+        return LocalEngine(backend)
+    from eas.scoring.ray import RayEngine
+
+    return RayEngine(backend, options.ray)
+
+
+def _reopen(
+    store: PartStore, out: Path, previous: dict[str, Any], ident: InputIdentity, keys: Iterator[list[Key]]
+) -> None:
+    """A finished ``out`` whose input has changed: refused, or (the input grew) reopened."""
+    n_old = previous.get("records")
+    if n_old is None or ident.prefix_sha256 is None or ident.prefix_sha256 != previous.get("input_sha256"):
+        was = f"{previous.get('records', '?')} records of {previous.get('input', 'another file')}"
+        raise InputError(
+            f"{out} holds the scores of another input ({was}); use --overwrite to score this input into it, "
+            "or another --out"
+        )
+    log.info("%s: the input grew from %d to %d records; scoring the new ones", out, n_old, ident.items)
+
+    def old_batches() -> Iterator[tuple[int, list[Key]]]:
+        seen = 0
+        for index, batch_keys in enumerate(keys):
+            seen += len(batch_keys)
+            if seen > n_old:
+                return
+            yield index, batch_keys
+
+    rows = (row for _, row in iter_rows(out, check_output_path(out)) if isinstance(row, dict))
+    err_file = errors_path(out)
+    errors = (e for _, e in iter_rows(err_file, "jsonl") if isinstance(e, dict)) if err_file.exists() else iter(())
+    store.reopen(old_batches(), rows, errors)

@@ -85,7 +85,8 @@ def pool_scores(
     records: Sequence[Record], backend: Any, config: ExperimentConfig, out: Path, progress: bool
 ) -> list[dict]:
     """Every strategy's score of every pool record, computed once (``OUT/scores.jsonl``)."""
-    from eas.scoring.score import ScoreError, score_records
+    from eas.scoring.batches import ScoreError
+    from eas.scoring.runs import score_records
     from eas.selection.evaluation import pool_pass_rates
     from eas.selection.select_file import token_lengths
 

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eas.config import EASConfig
 from eas.records import InputError, Record, RecordError
+from eas.scoring.estimators.base import Estimator
+from eas.scoring.estimators.exact import Exact
 from eas.selection.strategies import SCORE_COLUMNS, STRATEGY_COLUMNS, Selection, quantiles, select
 from eas.storage.files import field_names, read_table, write_results
 from eas.storage.inputs import FieldMap, read_rows_and_records
@@ -42,8 +43,7 @@ class SelectRequest:
     fields: FieldMap = field(default_factory=FieldMap)
     scores_path: str | None = None
     model: str = "embedded"
-    eas_config: EASConfig = field(default_factory=EASConfig)
-    amortised: str | None = None  # a head file (eas calibrate): model scores are one-pass predictions
+    estimator: Estimator = field(default_factory=Exact)  # how --model scores the traces (exact, stride, a head)
 
 
 def _column_scores(rows: Sequence[dict[str, Any] | None], column: str) -> list[float | None] | None:
@@ -85,22 +85,17 @@ def token_lengths(
 
 
 def model_scores(
-    records: Sequence[Record | RecordError], backend: Any, column: str, config: EASConfig, amortised: str | None = None
+    records: Sequence[Record | RecordError], backend: Any, column: str, estimator: Estimator
 ) -> list[float | None]:
     """Score the traces with the student (teacher-forced) and read one column.
 
-    ``amortised``: a head file; EAS is then predicted from one pass per trace
-    (``eas.scoring.amortised``) instead of measured with every probe.
+    ``estimator``: how (``eas.scoring.estimators``: exact, stratified, or a head's
+    one-pass predictions); through the same run loop as ``eas score``.
     """
-    from eas.scoring.score import ScoreError, score_records
+    from eas.scoring.batches import ScoreError
+    from eas.scoring.runs import score_records
 
-    if amortised is not None:
-        from eas.scoring.amortised import score_records_amortised
-        from eas.storage.heads import load_head
-
-        rows = score_records_amortised(records, backend, config, load_head(amortised), progress=True)
-    else:
-        rows = list(score_records(records, backend, config, progress=True, total=len(records)))
+    rows = list(score_records(records, backend, estimator, progress=True, total=len(records)))
     return [None if isinstance(r, ScoreError) or r.get(column) is None else float(r[column]) for r in rows]
 
 
@@ -123,14 +118,14 @@ def gather_scores(
         return _joined_scores(records, request.scores_path, column), f"{request.scores_path}:{column}"
     if s == "length":
         backend = load_backend()
-        return token_lengths(records, backend.tokenizer, request.eas_config.use_chat_template), "tokenizer"
+        return token_lengths(records, backend.tokenizer, request.estimator.config.use_chat_template), "tokenizer"
     if s == "pass-rate":
         if pass_rates is None:
             raise InputError("pass-rate selection needs sampling: give the input a 'pass_rate' column or a model")
         return pass_rates(records), f"sampled with {request.model}"
-    how = f" (amortised, head {request.amortised})" if request.amortised else ""
-    scores = model_scores(records, load_backend(), column, request.eas_config, request.amortised)
-    return scores, f"scored with {request.model}{how}"
+    label = request.estimator.label()
+    scores = model_scores(records, load_backend(), column, request.estimator)
+    return scores, f"scored with {request.model}" + ("" if label == "exact" else f" ({label})")
 
 
 def select_file(

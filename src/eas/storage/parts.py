@@ -10,9 +10,12 @@ the output file and the errors file (each written to a temporary name and rename
 a manifest is written beside the output, and the parts are removed.
 
 The settings that decide the numbers are fingerprinted in ``OUT.parts/manifest.json``;
-a rerun with other settings into the same output refuses (``InputError``) unless
-``overwrite`` is set. A finished output whose manifest has the same settings is
-reported as complete and left alone.
+a rerun with other settings into the same output refuses (``InputError``, naming only the
+settings that differ, old -> new) unless ``overwrite`` is set. A finished output whose
+manifest has the same settings is reported as complete (the caller then checks that it
+scored the same input); ``reopen`` turns a finished output back into parts, so that a
+grown input scores only its new records. The errors file is written only when some
+record failed.
 """
 
 from __future__ import annotations
@@ -82,8 +85,8 @@ class PartStore:
     def __init__(self, out: str | Path, settings: dict[str, Any], overwrite: bool = False):
         self.out = Path(out)
         self.dir = self.out.with_name(self.out.name + ".parts")
-        self.settings = settings
-        self.settings_fp = fingerprint(settings)
+        self.settings = _normalized(settings)
+        self.settings_fp = fingerprint(self.settings)
         self.overwrite = overwrite
         self._done: dict[int, list[Key]] = {}
         self._retry: set[int] = set()
@@ -108,8 +111,7 @@ class PartStore:
                 raise InputError(self._mismatch(previous))
             self.complete = True
             return self
-        self.dir.mkdir(parents=True, exist_ok=True)
-        header = self.dir / "manifest.json"
+        header = self.dir / "manifest.json"  # the folder is made with the first part: a failed start leaves none
         previous = _read_json(header)
         if previous is not None and previous.get("settings_fp") != self.settings_fp:
             raise InputError(self._mismatch(previous))
@@ -125,12 +127,41 @@ class PartStore:
         return self
 
     def _mismatch(self, previous: dict[str, Any]) -> str:
-        old = previous.get("settings", {})
-        diff = [k for k in sorted(set(old) | set(self.settings)) if old.get(k) != self.settings.get(k)]
-        changed = ", ".join(f"{k}: {old.get(k)!r} -> {self.settings.get(k)!r}" for k in diff) or "unknown"
+        old, new = _flat(_normalized(previous.get("settings", {}))), _flat(self.settings)
+        diff = [k for k in sorted(set(old) | set(new)) if old.get(k, _MISSING) != new.get(k, _MISSING)]
+        changed = ", ".join(f"{k}: {_show(old.get(k, _MISSING))} -> {_show(new.get(k, _MISSING))}" for k in diff)
         return (
-            f"{self.out} was started with other settings ({changed}); use --overwrite to start again, or another --out"
+            f"{self.out} was started with other settings ({changed or 'an older format'}); "
+            "use --overwrite to start again, or another --out"
         )
+
+    def reopen(self, batches: Iterable[tuple[int, Sequence[Key]]], rows: Iterator[dict], errors: Iterator[dict]) -> int:
+        """Turn a finished output back into parts: its input has grown, the old records stay scored.
+
+        ``batches``: the planned batches of the grown input that hold old records only,
+        in order; their results are taken, in order, from the output's ``rows`` and the
+        errors file's ``errors`` (each record is one or the other, matched by id). Stops
+        at the first record that cannot be matched (that batch and the rest are scored
+        again). Returns the number of batches restored.
+        """
+        self.complete = False
+        row, err = next(rows, None), next(errors, None)
+        restored = 0
+        for index, keys in batches:
+            got_rows, got_errors = [], []
+            for rid, _ in keys:
+                if row is not None and str(row.get("id")) == str(rid):
+                    got_rows.append(row)
+                    row = next(rows, None)
+                elif err is not None and str(err.get("id")) == str(rid):
+                    got_errors.append(err)
+                    err = next(errors, None)
+                else:
+                    log.warning("%s does not hold record %r in input order; scoring from there on", self.out, rid)
+                    return restored
+            self.write_part(index, keys, got_rows, got_errors)
+            restored += 1
+        return restored
 
     # -- progress ------------------------------------------------------------------------
 
@@ -149,6 +180,7 @@ class PartStore:
         the batch is then computed again by the next run with the same output.
         """
         if not self._header_written:  # written with the first part: a run that dies before any has no say
+            self.dir.mkdir(parents=True, exist_ok=True)
             header = {"settings_fp": self.settings_fp, "settings": self.settings}
             write_atomic(self.dir / "manifest.json", [json.dumps(header) + "\n"])
             self._header_written = True
@@ -194,10 +226,13 @@ class PartStore:
             counts["rows"] += len(r)
             counts["errors"] += len(e)
         write_rows(self.out, lambda: (r for r, _ in self.iter_parts(indices)))
-        write_atomic(
-            errors_out,
-            (json.dumps(x, ensure_ascii=False) + "\n" for _, e in self.iter_parts(indices) for x in e),
-        )
+        if counts["errors"]:
+            write_atomic(
+                errors_out,
+                (json.dumps(x, ensure_ascii=False) + "\n" for _, e in self.iter_parts(indices) for x in e),
+            )
+        else:  # no errors: no errors file (nor a stale one from an earlier run)
+            errors_out.unlink(missing_ok=True)
         counts["retry_batches"] = len(self._retry)
         manifest = {"settings_fp": self.settings_fp, "settings": self.settings, **counts, **extra}
         write_atomic(manifest_path(self.out), [json.dumps(manifest, indent=1, default=str) + "\n"])
@@ -206,9 +241,32 @@ class PartStore:
                 "%d batches hold errors worth retrying; run the same command again to retry them", len(self._retry)
             )
         else:
-            shutil.rmtree(self.dir)
+            shutil.rmtree(self.dir, ignore_errors=True)
         self.complete = True
         return counts
+
+
+def _normalized(value: Any) -> Any:
+    """``value`` as JSON gives it back (tuples become lists), so a stored setting equals a live one."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _flat(settings: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested settings as ``{"a.b": value}``, so that a difference names the one key that differs."""
+    if not isinstance(settings, dict) or (prefix and not settings):
+        return {prefix: settings}
+    out: dict[str, Any] = {}
+    for k, v in settings.items():
+        out |= _flat(v, f"{prefix}.{k}" if prefix else str(k))
+    return out
+
+
+_MISSING = object()  # a setting one side does not have
+
+
+def _show(value: Any) -> str:
+    text = "(not set)" if value is _MISSING else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@
 Pipeline, per question: N samples (``eas.sampling.questions``) -> final answers, equivalence
 classes, answer entropy, correctness entropy, pass rate (``eas.answers``) -> the
 single-pass metrics of the first sample with a boxed answer, or the mean over the first
-k such samples (``eas.scoring.score.score_records`` on the exact sampled context) -> across questions, each
+k such samples (``eas.scoring.runs.score_records`` on the exact sampled context) -> across questions, each
 metric's correlation with the reference uncertainty (``eas.maths.correlation``) -> figures
 (``eas.study.plots``), a report (``eas.study.report``) and ``traces.html``, every question
 token by token (``eas.view.page``).
@@ -98,7 +98,8 @@ def score_samples(
 
     Multiple-choice samples also track their option letters (``option_probs``).
     """
-    from eas.scoring.score import ScoreError, score_records
+    from eas.scoring.batches import ScoreError
+    from eas.scoring.runs import score_records
 
     first_boxed = config.first_boxed and config.eas.end == "answer"
     groups: dict[str, list[dict[str, Any]]] = {}

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError
+from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError, PositionFeatures
 from eas.backends.hf.cache import buffered_cache
 from eas.backends.hf.generate import DecodeLoop, batch_seed, generate_samples
 from eas.backends.hf.head import Float32Head, check_against_model
@@ -108,9 +108,36 @@ class HFBackend:
             "model": self.name,
             "device": str(self.device),
             "dtype": str(self.model.dtype).removeprefix("torch."),
+            "attention": getattr(self.model.config, "_attn_implementation", None),
             "method": self.engine.method,
             "vocab_size": int(self.model.config.vocab_size),
         }
+
+    def close(self) -> None:
+        """Nothing to release: the model goes with the last reference to this backend."""
+
+    def __enter__(self) -> HFBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- features (amortised EAS) -------------------------------------------------------
+
+    def features(self, batch: Sequence[EncodedRecord], layers: Sequence[int]) -> list[PositionFeatures]:
+        from eas.backends.hf.features import position_features
+
+        return position_features(self, batch, layers)
+
+    def feature_layers(self) -> tuple[int, ...]:
+        from eas.backends.hf.features import default_layers
+
+        return default_layers(self.model)
+
+    def model_fingerprint(self) -> str:
+        from eas.backends.hf.features import model_fingerprint
+
+        return model_fingerprint(self.model)
 
     # -- public -------------------------------------------------------------------------
 

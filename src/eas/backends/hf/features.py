@@ -22,31 +22,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from eas.backends.base import EncodedRecord
+from eas.backends.base import EncodedRecord, PositionFeatures
+
+__all__ = ["PositionFeatures", "check_layers", "default_layers", "model_fingerprint", "n_layers", "position_features"]
 
 # Config keys that describe how a model was saved or run, not what it computes.
 _RUNTIME_KEYS = {"_name_or_path", "_model_name_or_path", "dtype", "torch_dtype", "transformers_version"}
 _RUNTIME_KEYS |= {"output_hidden_states", "output_attentions", "return_dict", "use_cache", "_attn_implementation"}
-
-
-@dataclass(frozen=True)
-class PositionFeatures:
-    """What one pass measured on one record.
-
-    Attributes:
-        features: ``(T-1, d)`` one row per probe position t (see the module docstring).
-        token_logprobs: ``(R,)`` natural-log probability of each response token.
-        token_entropies: ``(R,)`` bits, the entropy of the distribution predicting each token.
-    """
-
-    features: np.ndarray
-    token_logprobs: np.ndarray
-    token_entropies: np.ndarray
 
 
 def n_layers(model: Any) -> int:
@@ -106,6 +92,6 @@ def position_features(backend: Any, encs: Sequence[EncodedRecord], layers: Seque
 
 
 def _torch() -> Any:
-    from eas.backends.hf.backend import _require_torch
+    import torch  # present: a model was loaded with it
 
-    return _require_torch()
+    return torch

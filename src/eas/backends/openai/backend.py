@@ -94,6 +94,12 @@ class OpenAIBackend:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
+    def __enter__(self) -> OpenAIBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- requests -----------------------------------------------------------------------
 
     def _text(self, ids: list[int]) -> str:

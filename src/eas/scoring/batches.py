@@ -1,9 +1,11 @@
-"""Score records: records -> encoded probes -> backend measurements -> per-record figures.
+"""The pieces every estimator and engine share: batches, encoding, record keys, result rows.
 
-This is the library's main entry point (``eas.score_records``). It owns the batching
-policy (short records are grouped up to ``EngineConfig.batch_tokens`` tokens so the
-backend can pack them) and turns each failure into a ``ScoreError`` with a one-line
-reason instead of stopping the run.
+* ``plan_batches``: consecutive records grouped up to about ``batch_tokens`` tokens of
+  work, from the input alone (a resumed run plans the same batches);
+* ``encode_batch`` / ``measure``: records -> ``EncodedRecord`` -> backend measurements,
+  each failure a ``ScoreError`` with a one-line reason instead of a stopped run;
+* ``record_key``: how a resumed run recognises a record it has already scored;
+* ``RESULT_COLUMNS`` / ``result_row``: the columns of an exact (or stratified) row.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from eas.backends.base import Backend, EncodedRecord, Measurement
 from eas.config import EASConfig
 from eas.maths.metrics import record_figures, topk_figures
 from eas.maths.stratified import block_sizes
-from eas.progress import progress_bar
 from eas.records import Record, RecordError
 from eas.scoring.probes import encode_record
+from eas.storage.inputs import FieldMap, input_row
+from eas.storage.parts import Key, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +138,7 @@ def plan_batches(records: Iterable[Record | RecordError], batch_tokens: int) -> 
         yield batch
 
 
-def _measure(backend: Backend, batch: Sequence[EncodedRecord]) -> list[Measurement | ScoreError]:
+def measure(backend: Backend, batch: Sequence[EncodedRecord]) -> list[Measurement | ScoreError]:
     """Measure a batch; if it fails as a whole (e.g. out of memory), retry record by record."""
     try:
         return list(backend.measure(batch))
@@ -145,7 +148,7 @@ def _measure(backend: Backend, batch: Sequence[EncodedRecord]) -> list[Measureme
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return [ScoreError(batch[0].record.id, f"backend error: {reason}", retry=True)]
         log.warning("a batch of %d records failed (%s); scoring them one by one", len(batch), exc)
-        return [r for enc in batch for r in _measure(backend, [enc])]
+        return [r for enc in batch for r in measure(backend, [enc])]
 
 
 def encode_batch(
@@ -164,59 +167,18 @@ def encode_batch(
     return out
 
 
-def score_batch(
-    batch: Sequence[Record | RecordError], backend: Backend, config: EASConfig
-) -> list[dict[str, Any] | ScoreError]:
-    """Encode and measure one planned batch; one result row or ScoreError per record."""
-    out = encode_batch(batch, backend, config)
-    encoded = [e for e in out if isinstance(e, EncodedRecord)]
-    measured = iter(_measure(backend, encoded) if encoded else [])
-    results: list[dict[str, Any] | ScoreError] = []
-    for item in out:
-        if isinstance(item, EncodedRecord):
-            m = next(measured)
-            results.append(m if isinstance(m, ScoreError) else result_row(item, m, config))
-        else:
-            results.append(item)
-    return results
+def record_key(rec: Record | RecordError, with_extra: bool = False) -> Key:
+    """(id, fingerprint of the content): how a resumed run recognises finished work.
 
-
-def score_records(
-    records: Iterable[Record | RecordError],
-    backend: Backend,
-    config: EASConfig | None = None,
-    *,
-    batch_tokens: int | None = None,
-    progress: bool = False,
-    total: int | None = None,
-) -> Iterator[dict[str, Any] | ScoreError]:
-    """Score records with a backend, yielding a result row or a ``ScoreError`` per record.
-
-    Args:
-        records: ``Record`` objects; a ``RecordError`` in the stream (e.g. a row the reader
-            could not parse) is passed through as a ``ScoreError``.
-        backend: from ``load_backend`` or any ``Backend``.
-        config: the metric's settings (trigger, answer prefix, end, ...).
-        batch_tokens: group short records up to this many tokens (default: the
-            backend's engine setting, else 2048).
-        progress: show a progress bar.
-        total: number of records, for the progress bar.
-
-    Yields:
-        In input order: a dict with the columns of ``RESULT_COLUMNS`` (+ ``trajectory``)
-        or a ``ScoreError``.
-
-    Example:
-        >>> backend = load_backend("embedded")  # doctest: +SKIP
-        >>> rec = Record("q1", "What is 2+3?", "2+3 = 5, so \\\\boxed{5}.")
-        >>> next(score_records([rec], backend))["eas"]  # doctest: +SKIP
-        3.91...
+    ``with_extra``: the other input fields count too (they are copied to the output).
     """
-    config = config or EASConfig()
-    if batch_tokens is None:
-        batch_tokens = getattr(getattr(backend, "engine", None), "batch_tokens", 2048)
-    with progress_bar(progress, total) as bar:
-        for batch in plan_batches(records, batch_tokens):
-            results = score_batch(batch, backend, config)
-            yield from results
-            bar.update(len(results))
+    if isinstance(rec, RecordError):
+        return (rec.record_id, fingerprint(["unreadable", rec.reason]))
+    content = [rec.prompt, rec.response, rec.answer] + ([rec.extra] if with_extra else [])
+    return (rec.id, fingerprint(content))
+
+
+def with_input(rows: Sequence[dict[str, Any]], batch: Sequence[Record | RecordError], fields: FieldMap) -> list[dict]:
+    """Result rows preceded by the fields of the input rows they score (results win a clash)."""
+    by_id = {rec.id: rec for rec in batch if isinstance(rec, Record)}
+    return [{**input_row(by_id[row["id"]], fields), **row} for row in rows]

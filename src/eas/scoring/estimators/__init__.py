@@ -1,0 +1,1 @@
+"""Estimators: exact (and stratified) EAS, an amortised head, ``auto`` calibration (``calibration``)."""
