@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     from eas.sampling.online import online_setup
     from eas.sampling.online.sample import monitor_batch
     from eas.sampling.questions import build_prompt, builtin_questions_path, load_fewshot, load_questions
-    from eas.scoring.score import score_records
+    from eas.scoring.runs import score_records
 
     be = load_backend(args.model, device=args.device, dtype=args.dtype)
     tok = be.tokenizer

@@ -44,7 +44,7 @@ def _measure(be, dtype: str, args: argparse.Namespace) -> dict:
     from eas.sampling.online.rows import online_row
     from eas.sampling.online.sample import batch_probe_seed
     from eas.sampling.questions import build_prompt, builtin_questions_path, load_fewshot, load_questions
-    from eas.scoring.score import score_records
+    from eas.scoring.runs import score_records
 
     tok = be.tokenizer
     questions = load_questions(builtin_questions_path())[: args.questions]

@@ -17,7 +17,8 @@ from eas.sampling.online import BatchMonitor, online_setup, sample_questions_onl
 from eas.sampling.online.rows import online_row
 from eas.sampling.online.sample import batch_probe_seed
 from eas.sampling.questions import Question, build_prompt, builtin_questions_path, load_fewshot, load_questions
-from eas.scoring.score import result_row, score_records
+from eas.scoring.batches import result_row
+from eas.scoring.runs import score_records
 from eas.testing.models import make_tiny_gemma
 
 QUESTIONS = [Question(i, f"What is {i} + {2 * i + 1}?") for i in range(3)]
