@@ -22,6 +22,11 @@ from eas.scoring.runs import score_records
 from eas.testing.models import make_tiny_gemma
 
 QUESTIONS = [Question(i, f"What is {i} + {2 * i + 1}?") for i in range(3)]
+# prompts of different lengths: the batch is left-padded (catch-up probes must skip the pads)
+UNEVEN = [
+    Question("a", "What is 2 + 2?"),
+    Question("b", "Tom has 12 apples and eats 5 of them. How many are left now?"),
+]
 
 
 def _monitored(be, prompts, sampling, eas, monitor, batch_index=0):
@@ -58,7 +63,7 @@ def test_online_curve_equals_packed_probes_on_the_same_tokens(tiny_model, tokeni
 
     monkeypatch.setattr(TriggerProbe, "share_head", share_head)  # False: the hook + Float32Head path of bf16 models
     be = backend(tiny_model, tokenizer)
-    prompts = [build_prompt(tokenizer, q, []) for q in QUESTIONS[:2]]
+    prompts = [build_prompt(tokenizer, q, []) for q in UNEVEN]
     config = SamplingConfig(n=2, temperature=1.0, max_new_tokens=20, batch_size=4, seed=1)
     eas = EASConfig(end="response")
     watch, rows = _monitored(be, prompts, config, eas, MonitorConfig(trajectory=True))
@@ -76,7 +81,8 @@ def test_online_curve_equals_packed_probes_on_the_same_tokens(tiny_model, tokeni
 
 def test_probe_every_gives_the_stratified_estimate_of_its_positions(tiny_model, tokenizer):
     be = backend(tiny_model, tokenizer)
-    prompts = [build_prompt(tokenizer, q, []) for q in QUESTIONS[:2]]
+    prompts = [build_prompt(tokenizer, q, []) for q in UNEVEN]
+    assert len(set(map(len, (tokenizer(p)["input_ids"] for p in prompts)))) == 2
     config = SamplingConfig(n=2, temperature=1.0, max_new_tokens=30, batch_size=4, seed=2)
     eas = EASConfig(end="response", probe_stride=4, trajectory=True)
     watch, rows = _monitored(be, prompts, config, eas, MonitorConfig(probe_every=4, trajectory=True), batch_index=3)

@@ -132,8 +132,8 @@ class BatchMonitor:
                 if self._planned(step.t):
                     s.area += self.k * probe.entropy
             entropy = None if probe is None else probe.entropy
-            step = Step(step.t, step.token, step.piece, step.text, entropy, None if probe is None else probe.top_prob,
-                        s.area, step.boundary)  # fmt: skip
+            top = None if probe is None else probe.top_prob
+            step = Step(step.t, step.token, step.piece, step.text, entropy, top, s.area, step.boundary)
             reason = row.checker(step) if row.checker is not None else None
             self.events.append(TokenEvent(r, step.t, step.token, step.piece, entropy, s.area, "reason", reason))
             if reason is not None:
