@@ -76,3 +76,17 @@ def test_amortised_pools_are_scorable_and_varied(tokenizer):
         encs = [encode_record(tokenizer, Record(r["id"], r["prompt"], r["response"]), EASConfig()) for r in rows]
         probes = [e.n_probes for e in encs]
         assert low <= min(probes) and max(probes) <= high and max(probes) > 3 * min(probes)
+
+
+def test_bench_online_runs_small(capsys, embedded_dir):
+    r = _load("bench_online").main(["--questions", "1", "--n", "2", "--max-new-tokens", "6"])
+    assert r["every"] > 0 and r["every4"] > 0 and r["online_over_posthoc"] > 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("online: every=")
+
+
+def test_online_agreement_runs_small(capsys, embedded_dir):
+    (r,) = _load("online_agreement").main(
+        ["--questions", "1", "--n", "2", "--max-new-tokens", "8", "--dtypes", "float32"]
+    )
+    assert r["samples"] == 2 and r["positions"] >= 2 and r["max"] < 1e-3  # float32: online == packed
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("agreement: float32_max=")

@@ -238,6 +238,38 @@ MIN_CALIBRATION = 8  # AmortisedConfig.min_calibration, named in calibrate_fract
 
 
 @dataclass(frozen=True)
+class MonitorConfig:
+    """Monitored sampling: EAS while the model writes, and early exit on it (docs/online.md).
+
+    The trigger, the probe seed, ``end`` and the tracked tokens come from ``EASConfig``.
+
+    Attributes:
+        probe_every: k; 1 probes after every generated token (exact online EAS). k > 1
+            probes one seeded position per block of k (the same position for every row
+            of a sampler batch, so the other steps carry no probe), plus T-1 and the last
+            block's position once T is known: the stratified estimate and ``eas_se`` of
+            ``--probe-stride k`` (``eas.maths.stratified``).
+        stop: a stop rule ``NAME[:k=v,...]`` (``eas.sampling.rules``), or None to only watch.
+        answer_tokens: on a stop, the budget of the greedily decoded forced answer.
+        end_of_thinking: text forced before the trigger on a stop; None: ``\\n</think>\\n\\n``
+            when the chat template uses ``</think>``, else nothing.
+        trajectory: keep each sample's curve (``trajectory``, ``token_spans``) in its row.
+    """
+
+    probe_every: int = 1
+    stop: str | None = None
+    answer_tokens: int = 32
+    end_of_thinking: str | None = None
+    trajectory: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.probe_every, bool) or not isinstance(self.probe_every, int) or self.probe_every < 1:
+            raise ValueError(f"probe_every must be an integer >= 1, not {self.probe_every!r}")
+        if self.answer_tokens < 1:
+            raise ValueError("answer_tokens must be >= 1")
+
+
+@dataclass(frozen=True)
 class AmortisedConfig:
     """Defaults of amortised EAS (docs/amortised.md): how a head is calibrated."""
 

@@ -10,8 +10,8 @@ from eas.backends.base import NonFiniteLogitsError
 from eas.backends.openai.client import ServerError
 from eas.config import EASConfig
 from eas.records import Record
-from eas.scoring.runs import score_file
-from eas.scoring.score import ScoreError, score_records
+from eas.scoring.batches import ScoreError
+from eas.scoring.runs import score_file, score_records
 
 
 class _Fails:

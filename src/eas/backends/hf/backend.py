@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ from eas.backends.hf.cache import buffered_cache
 from eas.backends.hf.chunks import ModelShape, probe_tokens_for_memory, probes_per_chunk
 from eas.backends.hf.composite import text_config
 from eas.backends.hf.flex import IMPLEMENTATION, FlexMasks, implementation_for, resolve_attention, use_implementation
-from eas.backends.hf.generate import generate_samples
+from eas.backends.hf.generate import DecodeLoop, batch_seed, generate_samples
 from eas.backends.hf.head import Float32Head, check_against_model, resolve_products
 from eas.backends.hf.heap import fix_for_scoring
 from eas.backends.hf.masks import LayerMasks, layer_kinds, masks_unsupported_reason, prefill_mask, staircase_mask
@@ -173,6 +173,12 @@ class HFBackend:
         self, prompts: Sequence[str], config: SamplingConfig, *, progress: bool = False, first_batch: int = 0
     ) -> list[list[str]]:
         return generate_samples(self.model, self.tokenizer, prompts, config, progress=progress, first_batch=first_batch)
+
+    def decode_watched(
+        self, prompts: Sequence[str], config: SamplingConfig, watch: Any, batch_index: int = 0
+    ) -> Iterator[int]:
+        """Monitored sampling of one batch (``eas.backends.watch.WatchedBackend``); yields after every step."""
+        return DecodeLoop(self.model, self.tokenizer, prompts, config, batch_seed(config, batch_index), watch).steps()
 
     def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
         torch = _require_torch()

@@ -1,0 +1,113 @@
+"""Options of monitored sampling (online EAS, early exit) for ``eas sample`` and ``eas study``.
+
+Defaults come from ``MonitorConfig`` and ``EASConfig`` (``eas.config``); the handlers of
+``eas.cli.study`` call ``monitor_from_args`` and pass the result on.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from eas.cli.common import UsageError
+from eas.config import EASConfig, MonitorConfig
+
+RULES_HELP = (
+    "stop rule, NAME[:k=v,...]: plateau (h, w, min_tokens, mean), eat (alpha, delta, m), confidence (p, min_tokens), "
+    "budget (n); e.g. eat:delta=1e-4 (implies --monitor; docs/online.md)"
+)
+
+
+def add_monitor_args(p: argparse.ArgumentParser) -> None:
+    """``--monitor``, ``--stop``, ``--probe-every``, ``--answer-tokens``, ``--trajectory`` and
+    the trigger/end/probe-seed they use (``eas sample``)."""
+    g = p.add_argument_group("online EAS (monitored sampling, in-process models)")
+    g.add_argument(
+        "--monitor",
+        action="store_true",
+        help="probe after every generated token and write each sample's EAS and the figures of `eas score` "
+        "(same samples as without it; no second scoring pass)",
+    )
+    g.add_argument("--stop", default=MonitorConfig.stop, metavar="RULE", help=RULES_HELP)
+    g.add_argument(
+        "--probe-every",
+        type=int,
+        default=MonitorConfig.probe_every,
+        metavar="K",
+        help="probe one seeded position per block of K (and T-1): eas is the stratified estimate with eas_se, "
+        "as --probe-stride K (implies --monitor; default %(default)s: every token)",
+    )
+    g.add_argument(
+        "--answer-tokens",
+        type=int,
+        default=MonitorConfig.answer_tokens,
+        help="after a stop: the budget of the forced answer, decoded greedily (default %(default)s)",
+    )
+    g.add_argument(
+        "--trajectory",
+        action="store_true",
+        help="also write each sample's curve and token spans (implies --monitor; `eas view` shows them)",
+    )
+    g.add_argument(
+        "--trigger", default=EASConfig.trigger, help="answer-forcing suffix of every probe (default: %(default)s)"
+    )
+    g.add_argument(
+        "--end",
+        choices=["answer", "response"],
+        default=EASConfig.end,
+        help="answer: the area ends at the last \\boxed{...} (the paper); response: at the last token",
+    )
+    g.add_argument(
+        "--probe-seed", type=int, default=EASConfig.probe_seed, help="seed of --probe-every's positions (default 0)"
+    )
+
+
+def monitoring(args: argparse.Namespace) -> bool:
+    """Whether the options ask for monitored sampling."""
+    return bool(args.monitor or args.stop or args.trajectory or args.probe_every != MonitorConfig.probe_every)
+
+
+def monitor_from_args(args: argparse.Namespace) -> tuple[EASConfig, MonitorConfig] | None:
+    """``(EASConfig, MonitorConfig)`` of the options, or None when not monitoring; bad values -> ``UsageError``."""
+    if not monitoring(args):
+        return None
+    if getattr(args, "backend", "hf") != "hf":
+        raise UsageError("--monitor/--stop/--probe-every/--trajectory probe inside the decoding loop: use --backend hf")
+    try:
+        monitor = MonitorConfig(
+            probe_every=args.probe_every,
+            stop=args.stop,
+            answer_tokens=args.answer_tokens,
+            trajectory=args.trajectory,
+        )
+        eas = EASConfig(trigger=args.trigger, end=args.end, probe_seed=args.probe_seed, probe_stride=args.probe_every)
+        if monitor.stop:
+            from eas.sampling.rules import parse_rule
+
+            parse_rule(monitor.stop)
+    except ValueError as exc:
+        raise UsageError(f"{exc}") from None
+    return eas, monitor
+
+
+def add_online_study_arg(g: Any) -> None:
+    """``eas study --online`` (on the study's option group ``g``)."""
+    g.add_argument(
+        "--online",
+        action="store_true",
+        help="measure every sample's EAS while sampling it (online probes; --probe-stride K probes one position "
+        "in K) instead of scoring the chosen samples in a second pass: the same values (docs/online.md)",
+    )
+
+
+def check_online_backend(backend: Any) -> Any:
+    """The backend, if online probes can run in its model's decoding loop; else a ``UsageError``
+    with the reason (an attention kernel that takes no mask, a layer type that cannot be re-masked)."""
+    model = getattr(backend, "model", None)
+    if model is not None:
+        from eas.backends.hf.online import online_unsupported_reason
+
+        reason = online_unsupported_reason(model)
+        if reason:
+            raise UsageError(f"online probes do not support {reason}")
+    return backend
