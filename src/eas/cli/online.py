@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from eas.cli import options
 from eas.cli.common import UsageError
 from eas.config import EASConfig, MonitorConfig
 
@@ -28,38 +29,23 @@ def add_monitor_args(p: argparse.ArgumentParser) -> None:
         help="probe after every generated token and write each sample's EAS and the figures of `eas score` "
         "(same samples as without it; no second scoring pass)",
     )
-    g.add_argument("--stop", default=MonitorConfig.stop, metavar="RULE", help=RULES_HELP)
-    g.add_argument(
-        "--probe-every",
-        type=int,
-        default=MonitorConfig.probe_every,
-        metavar="K",
-        help="probe one seeded position per block of K (and T-1): eas is the stratified estimate with eas_se, "
-        "as --probe-stride K (implies --monitor; default %(default)s: every token)",
-    )
-    g.add_argument(
-        "--answer-tokens",
-        type=int,
-        default=MonitorConfig.answer_tokens,
-        help="after a stop: the budget of the forced answer, decoded greedily (default %(default)s)",
+    options.add_fields(
+        g,
+        MonitorConfig,
+        ("stop", "probe_every", "answer_tokens"),
+        helps={
+            "stop": RULES_HELP,
+            "probe_every": "K: probe one seeded position per block of K (and T-1): eas is the stratified estimate "
+            "with eas_se, as --probe-stride K (implies --monitor; 1: every token)",
+            "answer_tokens": "after a stop: the budget of the forced answer, decoded greedily",
+        },
     )
     g.add_argument(
         "--trajectory",
         action="store_true",
         help="also write each sample's curve and token spans (implies --monitor; `eas view` shows them)",
     )
-    g.add_argument(
-        "--trigger", default=EASConfig.trigger, help="answer-forcing suffix of every probe (default: %(default)s)"
-    )
-    g.add_argument(
-        "--end",
-        choices=["answer", "response"],
-        default=EASConfig.end,
-        help="answer: the area ends at the last \\boxed{...} (the paper); response: at the last token",
-    )
-    g.add_argument(
-        "--probe-seed", type=int, default=EASConfig.probe_seed, help="seed of --probe-every's positions (default 0)"
-    )
+    options.add_fields(g, EASConfig, ("trigger", "end", "probe_seed"))
 
 
 def monitoring(args: argparse.Namespace) -> bool:
@@ -86,7 +72,7 @@ def monitor_from_args(args: argparse.Namespace) -> tuple[EASConfig, MonitorConfi
 
             parse_rule(monitor.stop)
     except ValueError as exc:
-        raise UsageError(f"{exc}") from None
+        raise UsageError(options.flagged(str(exc), args, MonitorConfig)) from None
     return eas, monitor
 
 
