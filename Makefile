@@ -45,6 +45,9 @@ format: $(DEV)
 	$(VENV)/bin/ruff format .
 
 # pytest exits 5 when it collected no test: make treats that, like any failure, as an error.
+# `make test` is what CI runs (.ci/run): the server and Ray tests included, so the llama.cpp
+# builds are part of the set-up (`make install`), not of a separate target; `make test-all`
+# adds the slow tests (the README's slower examples among them, tests/test_readme.py).
 test: lint
 	$(PY) -m pytest -q
 

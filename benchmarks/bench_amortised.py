@@ -191,6 +191,9 @@ def auto_mixed(records, backend, scored_parts, clock_parts, fractions) -> None:
 
 
 def main(argv=None) -> dict:
+    from eas.backends.hf.heap import claim_for_scoring
+
+    claim_for_scoring()  # scoring on a CPU as the eas score process does (eas.backends.hf.heap)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arith", type=int, default=40, help="arithmetic traces (half calibrate, half test)")
     ap.add_argument("--shift", type=int, default=20, help="traces of the other style")

@@ -109,6 +109,9 @@ def bench_ray(traces: list) -> tuple[float, float]:
 
 
 def main() -> None:
+    from eas.backends.hf.heap import claim_for_scoring
+
+    claim_for_scoring()  # scoring on a CPU as the eas score process does (eas.backends.hf.heap)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--naive-sample", type=int, default=120, help="probes timed in shuffled order")
     parser.add_argument("--threads", type=int, default=1, help="threads of each llama.cpp server")

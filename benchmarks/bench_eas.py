@@ -119,6 +119,9 @@ def model_name(name: str) -> str:
 
 def rss_child(chunk_size: int, n_tokens: int, model: str = "embedded") -> None:
     """Runs in a subprocess: peak RSS growth while scoring one trace, and the KV cache it holds."""
+    from eas.backends.hf.heap import claim_for_scoring
+
+    claim_for_scoring()  # as the eas score process does (eas.backends.hf.heap)
     from eas.backends.load import load_backend
     from eas.config import EASConfig, EngineConfig
     from eas.scoring.probes import encode_record
@@ -159,6 +162,9 @@ def kv_cache_mib(config, positions: int) -> float:
 
 
 def main() -> None:
+    from eas.backends.hf.heap import claim_for_scoring
+
+    claim_for_scoring()  # scoring on a CPU as the eas score process does (eas.backends.hf.heap)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--naive-sample", type=int, default=64, help="probe positions timed for the naive method")
     ap.add_argument("--repeats", type=int, default=3)

@@ -143,6 +143,9 @@ def top_overlap(exact, est, share: float = 0.25) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
+    from eas.backends.hf.heap import claim_for_scoring
+
+    claim_for_scoring()  # scoring on a CPU as the eas score process does (eas.backends.hf.heap)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--traces", type=int, default=40)
     p.add_argument("--min-probes", type=int, default=100)

@@ -18,7 +18,8 @@ cites the files):
   native ``/generate`` with ``meta_info.output_top_logprobs`` triples ``[logprob, id, text]``
   (python/sglang/srt/managers/io_struct.py, tokenizer_manager.py); flat error bodies.
 
-``fail`` lists statuses to answer before answering normally (e.g. [500, 429]); ``bad``
+``fail`` lists statuses to answer before answering normally (e.g. [500, 429]), with the
+error message ``fail_message``; ``bad``
 lists values (None, NaN) that replace the first top log-prob of the next answers (not echoes).
 """
 
@@ -53,6 +54,7 @@ class Stub:
         self.shape = shape
         self.max_logprobs = max_logprobs
         self.fail: list[int] = []
+        self.fail_message = "scripted failure"
         self.bad: list[Any] = []
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
@@ -107,7 +109,7 @@ class Stub:
 
     def route(self, path: str, body: dict[str, Any], status: int, bad: Any) -> tuple[int, dict[str, Any]]:
         if status != 200:
-            return self.error(status, "scripted failure")
+            return self.error(status, self.fail_message)
         if path.rstrip("/").endswith("/generate"):
             if self.shape != "sglang":
                 return self.error(404, "Not Found")

@@ -151,3 +151,15 @@ def test_matcher_off_the_main_thread_still_compares():
     t.start()
     t.join()
     assert result["v"] is True
+
+
+def test_extract_modes_are_checked():
+    from eas.answers import check_extract_modes
+
+    assert check_extract_modes(["boxed", "choice"]) == ("boxed", "choice")
+    with pytest.raises(ValueError, match=r"extract: unknown mode nope \(use boxed, last-number, choice\)"):
+        check_extract_modes(("boxed", "nope"))
+    with pytest.raises(ValueError, match=r"unknown mode \(none\)"):
+        check_extract_modes(())
+    with pytest.raises(ValueError, match="not the string"):
+        check_extract_modes("boxed")

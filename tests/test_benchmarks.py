@@ -14,13 +14,25 @@ def _load(name):
     return module
 
 
-def test_gpu_eas_runs_tiny_on_cpu(capsys):
-    results = _load("gpu_eas").main(["--tiny", "--lengths", "80", "--naive-sample", "4"])
-    (r,) = results
-    assert r["probes"] == 80 - 64 - 1
-    assert all(r[k] > 0 for k in ("plain_s", "packed_s", "naive_est_s"))
-    assert math.isfinite(r["mean_h"]) and 0 < r["mean_h"] <= math.log2(1024) + 1e-3
-    assert "packed/plain=" in capsys.readouterr().out
+def test_gpu_eas_smoke_runs_on_cpu(capsys):
+    """Every figure the GPU run prints, from tiny models on a CPU (values not checked beyond sanity)."""
+    results = _load("gpu_eas").main(["--smoke", "--naive-sample", "4", "--pool-traces", "2"])
+    assert [(r["model"], r["length"]) for r in results["lengths"]] == [
+        ("qwen2-1.5b", 80),
+        ("qwen2-1.5b", 112),
+        ("qwen2-7b", 80),
+    ]
+    for r in results["lengths"]:
+        assert r["probes"] == r["length"] - 64 - 1 and r["attention"] == "sdpa"  # auto on a CPU
+        assert all(r[k] > 0 for k in ("plain_s", "packed_s", "stride8_s", "naive_est_s", "sdpa_s", "flex_s"))
+        assert math.isfinite(r["mean_h"]) and 0 < r["mean_h"] <= math.log2(1024) + 1e-3
+        assert r["max_diff_bits"] < 1e-3
+    for pool in results["pools"].values():
+        assert pool["traces"] == 2 and pool["default_per_hour"] > 0 and pool["round2_per_hour"] > 0
+    out = capsys.readouterr().out
+    for figure in (" plain=", "packed/plain=", "naive/packed=", "stride8/packed=", "peak_mem=", "flex_vs_sdpa="):
+        assert out.count(figure) == 3, figure
+    assert out.count("traces/h") == 4 and "(goal >= 3)" in out
 
 
 def test_bench_backends_traces_are_scorable(tokenizer):

@@ -97,6 +97,17 @@ ExtractMode = Literal["boxed", "last-number", "choice"]
 EXTRACT_MODES: tuple[str, ...] = ("boxed", "last-number", "choice")
 NO_ANSWER = "<no answer>"
 
+
+def check_extract_modes(modes: Sequence[str]) -> tuple[str, ...]:
+    """``modes`` as a tuple; ``ValueError`` naming the unknown ones (or none given)."""
+    if isinstance(modes, str):
+        raise ValueError(f"extract must be a sequence of modes, not the string {modes!r}")
+    bad = [m for m in modes if m not in EXTRACT_MODES]
+    if bad or not modes:
+        raise ValueError(f"extract: unknown mode {', '.join(bad) or '(none)'} (use {', '.join(EXTRACT_MODES)})")
+    return tuple(modes)
+
+
 # A number as people write it: sign, thousands separators, decimals, a simple fraction.
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?")
 # A choice letter standing alone: "B", "(B)", "B)", "B." at a word boundary.

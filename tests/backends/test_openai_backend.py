@@ -87,6 +87,54 @@ def test_text_fallback_and_shifted_echo(tokenizer, caplog):
     assert row["eas"] == pytest.approx(row["n_probes"])
     assert "token-id prompts" in caplog.text and "ppl" in caplog.text
     assert all(isinstance(r["prompt"], str) for r in stub.requests[1:])
+    assert len(stub.requests) - 1 == sum(isinstance(r["prompt"], str) for r in stub.requests)  # no retry of ids
+    reason = b.describe()["server"]["text_reason"]
+    assert reason == "HTTP 500: prompt must be a string"  # recorded in the run's manifest
+
+
+@pytest.mark.parametrize("status", [503, 502, 429])
+def test_a_transient_error_during_detection_is_waited_out_not_taken_for_a_refusal(tokenizer, caplog, status):
+    with Stub(tokenizer, _top(tokenizer)) as stub:
+        stub.fail, stub.fail_message = [status, status], "Loading model"
+        b = _backend(stub, tokenizer, max_retries=3)
+        with caplog.at_level(logging.INFO):
+            row = next(iter(score_records([REC], b)))
+    assert b.prompt_mode == "ids" and b.describe()["server"]["text_reason"] is None
+    assert all(isinstance(r.get("prompt", r.get("input_ids")), list) for r in stub.requests)  # token ids throughout
+    assert row["eas"] == pytest.approx(row["n_probes"]) and "refuses token-id prompts" not in caplog.text
+
+
+def test_a_refusal_after_a_transient_error_is_read_at_once(tokenizer):
+    """A 503, then the server's refusal of token ids (a 500 naming the prompt, as
+    llama-cpp-python answers): text from the next request on, no retry of the refusal."""
+    with Stub(tokenizer, _top(tokenizer), accept_ids=False) as stub:
+        stub.fail, stub.fail_message = [503], "Loading model"
+        b = _backend(stub, tokenizer, max_retries=5)
+        row = next(iter(score_records([REC], b)))
+    assert b.prompt_mode == "text" and b.describe()["server"]["text_reason"] == "HTTP 500: prompt must be a string"
+    assert [isinstance(r["prompt"], list) for r in stub.requests[:3]] == [True, True, False]
+    assert row["eas"] == pytest.approx(row["n_probes"])
+
+
+def test_a_server_that_stays_down_fails_detection_instead_of_switching_to_text(tokenizer):
+    with Stub(tokenizer, _top(tokenizer)) as stub:
+        stub.fail, stub.fail_message = [503] * 50, "Loading model"
+        b = _backend(stub, tokenizer, max_retries=2)
+        (err,) = score_records([REC], b)
+    assert isinstance(err, ScoreError) and "503" in err.reason and err.retry
+    assert b.profile is None and all(isinstance(r.get("prompt", r.get("input_ids")), list) for r in stub.requests)
+
+
+def test_only_a_refusal_that_names_the_prompt_selects_text():
+    from eas.backends.openai.detect import refuses_token_ids
+
+    assert refuses_token_ids(ServerError("x", 400, "prompt: invalid type: sequence, expected a string"))  # TGI
+    assert refuses_token_ids(ServerError("x", 422, "body -> prompt: str type expected"))
+    assert refuses_token_ids(
+        ServerError("x", 500, "[{'loc': ('body', 'prompt', 'str'), 'msg': 'Input should be a valid string'}]")
+    )
+    for status, message in ((503, "Loading model"), (429, "prompt queue full"), (401, "invalid api key"), (None, "")):
+        assert not refuses_token_ids(ServerError("x", status, message))
 
 
 def test_retries_with_backoff_then_success(tokenizer):

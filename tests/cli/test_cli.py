@@ -128,7 +128,7 @@ def test_keep_input_feeds_select_and_train(tmp_path, embedded_dir, capsys):
         (["score", "IN.txt", "--out", "OUT.jsonl"], "unknown input format"),
         (["score", "IN.jsonl", "--out", "OUT.csv"], "unknown output format"),
         (["score", "IN.jsonl", "--out", "nowhere/OUT.jsonl"], "output folder does not exist"),
-        (["score", "IN.jsonl", "--out", "OUT.jsonl", "--chunk-size", "0"], "chunk_size"),
+        (["score", "IN.jsonl", "--out", "OUT.jsonl", "--chunk-size", "0"], "--chunk-size must be >= 1"),
         (["score", "IN.jsonl", "--out", "OUT.jsonl", "--model", "no/such/model"], "cannot load model"),
     ],
 )

@@ -43,9 +43,9 @@ def test_help(capsys, argv, words):
     [
         (["study", "MISSING.jsonl", "--out", "o"], "no such file"),
         (["study", "Q.jsonl", "--out", "o", "--extract", "boxed,guess"], "unknown mode guess"),
-        (["study", "Q.jsonl", "--out", "o", "-n", "2", "--score-samples", "3"], "score_samples"),
-        (["study", "Q.jsonl", "--out", "o", "--top-p", "0"], "top_p"),
-        (["study", "Q.jsonl", "--out", "o", "--probe-stride", "0"], "probe_stride"),
+        (["study", "Q.jsonl", "--out", "o", "-n", "2", "--score-samples", "3"], "--score-samples must be in 1..n"),
+        (["study", "Q.jsonl", "--out", "o", "--top-p", "0"], "--top-p must be in (0, 1]"),
+        (["study", "Q.jsonl", "--out", "o", "--probe-stride", "0"], "--probe-stride must be an integer >= 1"),
         (["study", "Q.jsonl", "--out", "o", "--fewshot", "NOPE.jsonl"], "no such file"),
         (["sample", "Q.jsonl", "--out", "s.csv"], "must be a .jsonl"),
         (["correlate", "PQ.jsonl", "--label", "a", "--label", "b"], "1 files but 2 --label"),

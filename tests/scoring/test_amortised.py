@@ -1,5 +1,6 @@
 """Amortised EAS on a tiny seeded model: features, calibration, predicted rows, auto mode."""
 
+import itertools
 import json
 
 import numpy as np
@@ -68,7 +69,54 @@ def test_calibration_reports_and_keeps_exact_rows(tiny, head_file):
     assert man["layers"] == [1, 2] and man["n_features"] == 2 * 64 + 1
     assert man["calibration"]["traces"] == len(exact) and man["calibration"]["skipped"] == 0
     assert man["calibration"]["positions"] == sum(r["n_probes"] for r in exact)
-    assert -1 <= man["cv"]["per_position_r"] <= 1 and 0 <= man["cv"]["top25_overlap"] <= 1
+
+
+def _cv_by_hand(tiny, manifest, exact_rows):
+    """Grouped 5-fold CV of ridge, written out with ``np.linalg.solve`` (the module uses an
+    eigendecomposition): the chosen alpha and each position's out-of-fold prediction."""
+    from eas.maths.ridge import PENALTIES, grouped_folds
+
+    rows = {r["id"]: r for r in exact_rows}
+    encs = [encode_record(tiny.tokenizer, r, CONFIG) for r in _records()]
+    x = np.concatenate([f.features for f in position_features(tiny, encs, manifest["layers"])])
+    y = np.concatenate([rows[e.record.id]["trajectory"] for e in encs])
+    fold = grouped_folds([e.record.id for e in encs for _ in range(e.n_probes)], 5, seed=0)
+    best = None
+    for p in PENALTIES:
+        oof = np.zeros_like(y)
+        for k in np.unique(fold):
+            train, test = fold != k, fold == k
+            mean, sd = x[train].mean(0), x[train].std(0)
+            sd[sd == 0] = 1.0
+            xs = (x[train] - mean) / sd
+            w = np.linalg.solve(xs.T @ xs + p * train.sum() * np.eye(x.shape[1]), xs.T @ (y[train] - y[train].mean()))
+            oof[test] = np.maximum(0.0, ((x[test] - mean) / sd) @ w + y[train].mean())
+        error = float(((oof - y) ** 2).sum())
+        if best is None or error < best[0]:
+            best = (error, p * y.size, oof)
+    bounds = np.cumsum([0] + [e.n_probes for e in encs])
+    return best[1], [(best[2][a:b], y[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+def test_the_manifest_cv_figures_are_those_of_the_held_out_predictions(tiny, head_file):
+    from scipy.stats import spearmanr
+
+    head, cal = head_file
+    alpha, traces = _cv_by_hand(tiny, head.manifest, cal.exact_rows)
+    cv = head.manifest["cv"]
+    assert head.manifest["alpha"] == pytest.approx(alpha)
+    est, ex = np.concatenate([t[0] for t in traces]), np.concatenate([t[1] for t in traces])
+    assert cv["per_position_r"] == pytest.approx(np.corrcoef(est, ex)[0, 1], abs=1e-6)
+    means = np.array([[a.mean(), b.mean()] for a, b in traces])
+    areas = np.array([[a.sum(), b.sum()] for a, b in traces])
+    assert cv["spearman_mean_eas"] == pytest.approx(spearmanr(means[:, 0], means[:, 1]).statistic, abs=1e-6)
+    assert cv["spearman_eas"] == pytest.approx(spearmanr(areas[:, 0], areas[:, 1]).statistic, abs=1e-6)
+    assert cv["mean_rel_error"] == pytest.approx(np.mean(np.abs(areas[:, 0] - areas[:, 1]) / areas[:, 1]), rel=1e-6)
+    # 16 traces: the top 4 by mean EAS, exact and estimated.
+    top = lambda v: set(np.argsort(-v, kind="stable")[:4].tolist())  # noqa: E731
+    assert cv["top25_overlap"] == len(top(means[:, 0]) & top(means[:, 1])) / 4
+    # EAS grows with length, which the head sees: held-out EAS ranks agree closely (measured 0.97).
+    assert cv["spearman_eas"] > 0.9
 
 
 def test_predicted_rows_are_labelled_and_consistent(tiny, head_file):
@@ -148,3 +196,57 @@ def test_auto_resumes_prediction_from_parts(tiny, tmp_path):
     score_file_amortised(src, out, tiny, CONFIG, head="auto", fraction=0.3, batch_tokens=64)
     assert out.read_text() == full.read_text()
     assert json.loads(auto_head_path(out).with_name(auto_head_path(out).name + ".json").read_text())["layers"] == [1, 2]
+
+
+def _nan_after(tokenizer, word):
+    """The tiny model (same weights as ``tiny``) with NaN embeddings for ``word``'s tokens:
+    every position from that word on has non-finite hidden states."""
+    import torch
+
+    model = make_tiny_llama(len(tokenizer))
+    with torch.no_grad():
+        for i in tokenizer(word, add_special_tokens=False)["input_ids"]:
+            model.model.embed_tokens.weight[i] = float("nan")
+    return backend(model, tokenizer)
+
+
+def test_non_finite_features_send_the_record_to_the_errors_not_into_a_row(tiny, tokenizer, head_file):
+    head, _ = head_file
+    good = _records(3)
+    bad = Record("nan", good[0].prompt, good[0].response.replace("So", "So zebra", 1))
+    rows = Amortised(head, CONFIG).score_batch([good[0], bad, good[1]], _nan_after(tokenizer, " zebra"))
+    assert isinstance(rows[1], ScoreError) and rows[1].id == "nan" and not rows[1].retry
+    assert "non-finite" in rows[1].reason and "eas" in rows[1].reason
+    # The records without the word are predicted as by the healthy model (same weights).
+    healthy = Amortised(head, CONFIG).score_batch([good[0], good[1]], tiny)
+    for row, ref in zip([rows[0], rows[2]], healthy, strict=True):
+        assert row["eas"] == pytest.approx(ref["eas"], rel=1e-9) and row[EAS_METHOD] == "amortised"
+    # The exact path gives the same verdict on the same record.
+    exact = list(score_records([bad], _nan_after(tokenizer, " zebra"), CONFIG))
+    assert isinstance(exact[0], ScoreError) and "non-finite" in exact[0].reason
+
+
+class _Measured:
+    """A backend that returns fixed measurements (a server could return these values)."""
+
+    def __init__(self, inner, token_logprobs):
+        self.tokenizer, self.max_context = inner.tokenizer, inner.max_context
+        self.token_logprobs = token_logprobs
+
+    def measure(self, batch):
+        from eas.backends.base import Measurement
+
+        return [
+            Measurement(np.full(len(e.probe_positions), 0.5), self.token_logprobs(len(e.response_ids)), None)
+            for e in batch
+        ]
+
+
+def test_a_non_finite_exact_figure_is_an_error_not_a_null(tiny):
+    """A response token of probability 0 (log-prob -inf) gives PPL inf: the record is an error."""
+    zero = _Measured(tiny, lambda r: np.array([-0.5] * (r - 1) + [-np.inf]))
+    (err,) = score_records(_records(1), zero, CONFIG)
+    assert isinstance(err, ScoreError) and "ppl" in err.reason and "max_seq_logprob" in err.reason
+    fine = _Measured(tiny, lambda r: np.full(r, -0.5))
+    (row,) = score_records(_records(1), fine, CONFIG)
+    assert row["ppl"] == pytest.approx(np.exp(0.5)) and row["eas"] == pytest.approx(0.5 * row["n_probes"])

@@ -125,3 +125,20 @@ def test_a_resume_with_another_stride_is_refused(tmp_path, tiny_model, tokenizer
     assert summary.rows == 12 and not summary.already_complete
     with pytest.raises(InputError, match="settings"):
         score_file(src, out, LoadedBackend(b), EASConfig(), RunOptions(batch_tokens=200))  # a finished output too
+
+
+def test_a_record_without_probes_gets_a_row_at_any_stride(tmp_path, tiny_model, tokenizer):
+    """T = 1 (the final answer is the first response token): EAS 0 over 0 probes, as the
+    exact path gives, and the run goes on to the next record."""
+    one = Record("t1", "What is 2+3?", "5")
+    assert encode_record(tokenizer, one, EASConfig(end="response")).answer_end == 1
+    assert probe_plan(0, 4, seed=3).positions == ()
+    b = backend(tiny_model, tokenizer)
+    exact, after = score_records([one, RECORDS[2]], b, EASConfig(end="response"))
+    for k in (2, 8):
+        row, next_row = score_records([one, RECORDS[2]], b, EASConfig(end="response", probe_stride=k))
+        assert not isinstance(row, ScoreError), row
+        assert (row["eas"], row["n_probes"], row["n_probes_run"], row["mean_eas"]) == (0.0, 0, 0, None)
+        assert row["eas"] == exact["eas"] and row["final_entropy"] is None and row["probe_stride"] == k
+        assert row["ppl"] == pytest.approx(exact["ppl"], rel=1e-6)
+        assert next_row["id"] == "short" and next_row["n_probes"] == after["n_probes"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from eas.records import Record
-from eas.selection.training import TrainConfig, precision, train
+from eas.selection.training import Precision, TrainConfig, precision, train
 
 pytest.importorskip("trl")
 
@@ -93,11 +93,9 @@ def test_bf16_compute_keeps_float32_master_weights_that_take_small_updates(tmp_p
 def test_precision_flags():
     import torch
 
-    assert precision(torch.bfloat16) == precision(torch.bfloat16, False)
-    assert (precision(torch.bfloat16).weights, precision(torch.bfloat16).bf16) == ("float32", True)
-    assert (precision(torch.float16).weights, precision(torch.float16).fp16) == ("float32", True)
-    assert precision(torch.float32) == precision(torch.float32)
-    assert not (precision(torch.float32).bf16 or precision(torch.float32).fp16)
+    assert precision(torch.bfloat16) == Precision("float32", bf16=True, fp16=False)
+    assert precision(torch.float16) == Precision("float32", bf16=False, fp16=True)
+    assert precision(torch.float32) == Precision("float32", bf16=False, fp16=False)  # no autocast
     assert precision(torch.bfloat16, pure_bf16=True).weights == "bfloat16"
     with pytest.raises(ValueError, match="pure bfloat16"):
         precision(torch.float32, pure_bf16=True)

@@ -110,3 +110,60 @@ def test_cli_train_quiet_prints_nothing_and_names_the_rows_it_leaves_out(tmp_pat
     assert [row["step"] for row in _log(out) if "loss" in row] == [1, 2]
     assert json.loads((out / "best_checkpoints.json").read_text())[0]["checkpoint"] == "checkpoint-2"
     assert json.loads((out / "train_config.json").read_text())["activation_checkpointing"] is False
+
+
+FAST = TrainConfig(lr=1e-3, batch_size=4, max_steps=2, save_steps=2, warmup_ratio=0.0, val_fraction=0.2)
+
+
+def _train(out, tokenizer, config=FAST, seed=6, **kwargs):
+    model = make_tiny_llama(len(tokenizer), seed=seed)
+    return train(RECORDS, out, model, tokenizer, config, device="cpu", progress=False, **kwargs)
+
+
+def test_a_resume_after_a_kill_logs_every_step_once(tmp_path, tokenizer):
+    from transformers import TrainerCallback
+
+    class KillAfterLogging(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.global_step == 5 and "loss" in (logs or {}):
+                raise KeyboardInterrupt  # killed after step 5 was logged; the last checkpoint is step 4
+
+    config = TrainConfig(lr=1e-3, batch_size=4, max_steps=6, save_steps=2, warmup_ratio=0.0, val_fraction=0.2)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, tokenizer, config, callbacks=[KillAfterLogging()])
+    assert [row["step"] for row in _log(tmp_path) if "loss" in row] == [1, 2, 3, 4, 5]
+    assert max(int(p.name.split("-")[1]) for p in tmp_path.glob("checkpoint-*")) == 4
+    _train(tmp_path, tokenizer, config, resume=True)
+    assert [row["step"] for row in _log(tmp_path) if "loss" in row] == [1, 2, 3, 4, 5, 6]
+    assert [row["step"] for row in _log(tmp_path) if "eval_loss" in row] == [2, 4, 6]
+
+
+def test_a_new_run_never_takes_over_a_folder_holding_a_run(tmp_path, tokenizer):
+    from eas.records import InputError
+
+    old = tmp_path / "checkpoint-500"
+    old.mkdir()
+    (old / "trainer_state.json").write_text("{}")
+    with pytest.raises(InputError, match=r"holds a training run \(checkpoint-500\); continue it with --resume"):
+        _train(tmp_path, tokenizer)
+    with pytest.raises(InputError, match="no record of their settings"):
+        _train(tmp_path, tokenizer, resume=True)  # whose run it is, nothing says
+    result = _train(tmp_path, tokenizer, overwrite=True)
+    assert result.global_step == 2 and not old.exists()
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-2"]
+    with pytest.raises(InputError, match="continue it with --resume"):
+        _train(tmp_path, tokenizer)  # the same settings again, without --resume
+
+
+def test_a_resume_with_other_settings_is_refused(tmp_path, tokenizer):
+    from dataclasses import replace
+
+    from eas.records import InputError
+
+    _train(tmp_path, tokenizer)
+    with pytest.raises(InputError, match=r"train\.lr: 0\.001 -> 0\.002"):
+        _train(tmp_path, tokenizer, replace(FAST, lr=2e-3), resume=True)
+    with pytest.raises(InputError, match=r"model\.fingerprint"):
+        _train(tmp_path, tokenizer, seed=7, resume=True)  # another model (other weights)
+    moved = _train(tmp_path, tokenizer, replace(FAST, lr=2e-3), resume=True, overwrite=True)
+    assert moved.global_step == 2 and json.loads((tmp_path / "train_config.json").read_text())["lr"] == 2e-3

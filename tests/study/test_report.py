@@ -5,7 +5,14 @@ import re
 
 from eas.study.report import render_html, render_markdown
 
-EVIL = ['<script>alert("x")</script>', '" onmouseover="alert(1)', "</td><img src=x onerror=alert(2)>", "a|b"]
+EVIL = [
+    '<script>alert("x")</script>',
+    '" onmouseover="alert(1)',
+    "</td><img src=x onerror=alert(2)>",
+    "a|b",
+    "![x](http://host/p.png)",
+    "[click](javascript:alert(1)) **bold** `code` $x$ ~~gone~~ <http://host/auto>",
+]
 
 
 def _inputs(tmp_path):
@@ -65,6 +72,23 @@ def test_markdown_escapes_model_text(tmp_path):
     assert "![trajectory](fig.png)" in md
 
 
+def test_markdown_cells_stay_text_in_a_markdown_viewer(tmp_path):
+    """Rendered as a viewer renders it (CommonMark + tables): the only image is our figure,
+    the only links are ours, and the model's markup is shown as the characters it wrote."""
+    from markdown_it import MarkdownIt
+
+    settings, table, corr, figures = _inputs(tmp_path)
+    corr = [{**corr[0], "label": EVIL[4]}, {**corr[0], "label": EVIL[5], "metric": "ppl"}]
+    md = render_markdown(settings, table, corr, figures, traces="traces.html")
+    page = MarkdownIt("commonmark").enable("table").render(md)
+    assert re.findall(r"<img [^>]*>", page) == ['<img src="fig.png" alt="trajectory" />']
+    assert set(re.findall(r'href="([^"#]*)', page)) == {"traces.html"}
+    for markup in ("<strong>bold", "<code>", "<em>", "<s>", "<del>", "<script", "<http"):
+        assert markup not in page
+    assert "![x](http://host/p.png)" in page and "**bold** `code` $x$ ~~gone~~" in page  # as text
+    assert "<td>a|b</td>" in page  # the pipe stays inside its cell
+
+
 def test_the_extreme_questions_link_to_their_trace(tmp_path):
     from urllib.parse import unquote
 
@@ -72,11 +96,11 @@ def test_the_extreme_questions_link_to_their_trace(tmp_path):
     page = render_html(settings, table, corr, figures, traces="traces.html")
     assert '<a href="traces.html">traces.html</a>' in page
     hrefs = re.findall(r'<a href="traces\.html#id=([^"]*)">', page)
-    assert len(hrefs) == 2 * len(table)  # every question is among the 5 most and the 5 least uncertain
+    assert len(hrefs) == 2 * 5 and len(table) <= 2 * 5  # the 5 most and the 5 least uncertain: every question
     assert {unquote(h) for h in hrefs} == {r["id"] for r in table}  # the page's own id, quoted
     assert all(re.fullmatch(r"[A-Za-z0-9_.~%-]+", h) for h in hrefs)  # nothing left to break the attribute
     assert "<script>" not in page and "<img src=x" not in page
     md = render_markdown(settings, table, corr, figures, traces="traces.html")
     assert "[traces.html](traces.html)" in md
-    assert re.search(r"\| \[q0&lt;script&gt;alert\(\"x\"\)&lt;/script&gt;\]\(traces\.html#id=q0%3Cscript%3E", md)
+    assert re.search(r"\| \[q0&lt;script&gt;alert\\\(\"x\"\\\)&lt;/script&gt;\]\(traces\.html#id=q0%3Cscript%3E", md)
     assert "traces.html" not in render_html(settings, table, corr, figures)  # no link without a page

@@ -58,7 +58,6 @@ def tiny_study(tiny_model, tokenizer, tmp_path_factory):
         # The tiny model writes no \boxed{}: probe the whole response so every sample is scored.
         eas=EASConfig(end="response"),
         extract=("boxed", "last-number"),
-        bootstrap_resamples=200,
         label="tiny",
     )
     result = run_study(questions, backend(tiny_model, tokenizer), config, tmp / "out", load_fewshot(None))
@@ -139,17 +138,21 @@ def _table():
 def test_correlation_rows_on_a_known_table():
     from scipy import stats
 
-    rows = {r["metric"]: r for r in correlation_rows(_table(), "answer_entropy", "x", n_resamples=300)}
+    rows = {r["metric"]: r for r in correlation_rows(_table(), "answer_entropy", "x")}
     assert set(rows) == {"eas", "max_seq_logprob"}  # metrics absent from the table are skipped
     r = stats.pearsonr([0.0, 0.5, 1.0, 1.5, 2.0, 2.5], [1.0, 2.0, 2.5, 4.0, 5.5, 5.0]).statistic
     assert rows["eas"]["pearson_r"] == pytest.approx(r)
     assert rows["max_seq_logprob"]["pearson_r"] == pytest.approx(-r)
+    half = stats.norm.ppf(0.975) / math.sqrt(6 - 3)  # the Fisher-z interval, n = 6
+    assert rows["eas"]["ci_low"] == pytest.approx(math.tanh(math.atanh(r) - half))
+    assert rows["eas"]["ci_high"] == pytest.approx(math.tanh(math.atanh(r) + half))
+    assert "ci_dropped" not in rows["eas"]
     # wrong: eas 2.5, 5.5, 5.0 vs right 1.0, 2.0, 4.0 -> 8 of 9 pairs ordered
     assert rows["eas"]["auroc"] == pytest.approx(8 / 9)
     assert rows["max_seq_logprob"]["auroc"] == pytest.approx(8 / 9)  # signed: low log-prob = uncertain
-    const = correlation_rows(_table(), "correctness_entropy", "x", n_resamples=100)
+    const = correlation_rows(_table(), "correctness_entropy", "x")
     assert all(math.isnan(r["pearson_r"]) for r in const)
-    md = markdown_table(correlation_rows(_table(), label="x", n_resamples=100))
+    md = markdown_table(correlation_rows(_table(), label="x"))
     assert "| EAS | 0.9" in md and "| metric | x |" in md
 
 

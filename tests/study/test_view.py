@@ -45,6 +45,9 @@ def test_trajectory_and_x_t_must_agree() -> None:
         view.render([])
     with pytest.raises(ViewError, match="layout must be one of"):
         view.render([row], layout="grid")  # type: ignore[arg-type]
+    for bad in (float("inf"), float("nan"), -1.0, 0.0):
+        with pytest.raises(ViewError, match="vmax must be a finite number of bits > 0"):
+            view.render([row], vmax=bad)
 
 
 def test_page_structure_and_which_token_gets_which_h() -> None:

@@ -98,3 +98,26 @@ def test_the_benchmark_runs_tiny(capsys: pytest.CaptureFixture) -> None:
     assert result["tokens"] == 300 and result["html_kB"] > result["plain_kB"] > 0
     assert result["layout_ms"] > 0 and result["plain_layout_ms"] > 0 and result["hover_ms"] > 0
     assert json.loads(capsys.readouterr().out) == result  # what it prints is what it measured
+
+
+def test_a_strided_row_marks_the_positions_not_probed(tmp_path: Path) -> None:
+    row = synthetic_row(60, seed=3, row_id="s/0")
+    n = row["answer_end_token"] - 1
+    probed = [*range(4, n, 4), n]
+    full = row["trajectory"]
+    row |= {"trajectory": [full[t - 1] for t in probed], "trajectory_t": probed, "probe_stride": 4, "eas_se": 0.5}
+    path = tmp_path / "strided.html"
+    path.write_text(view.render([row]), encoding="utf-8")
+    dom = chromium.dump_dom(chromium.page_url(path, "#hover=5"))
+    assert page_state(dom)["lastHover"] == {"trace": 0, "t": 5, "H": None, "token": row_token(row, 5)}
+    tip = html.unescape(re.search(r'<div id="eas-tip"[^>]*>(.*?)</div>', dom, re.S).group(1)).splitlines()
+    assert tip[1] == f"not probed (stride 4, {len(probed)} of {n} probed)"
+    assert dom.count('class="np') == n - len(probed)  # one "not probed" span per position without a probe
+    assert dom.count('class="probe"') == len(probed)  # a marker on the curve per probe
+    state = page_state(chromium.dump_dom(chromium.page_url(path, "#hover=8")))
+    assert state["lastHover"]["H"] == full[7]
+
+
+def row_token(row: dict[str, Any], t: int) -> str:
+    start = row["token_spans"][t - 2][1] if t > 1 else 0
+    return row["response"][start : row["token_spans"][t - 1][1]]

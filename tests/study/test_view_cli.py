@@ -102,7 +102,10 @@ def test_a_study_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         (["--out", "page.png"], "the page is HTML; name it .html"),
         (["--out", "missing/page.html"], "output folder does not exist"),
         (["--response-field", "completion"], "has no 'completion' field: rescore with"),
-        (["--vmax", "0"], "vmax must be > 0 bits"),
+        (["--vmax", "0"], "--vmax must be a finite number of bits > 0, not 0"),
+        (["--vmax", "inf"], "--vmax must be a finite number of bits > 0, not inf"),
+        (["--vmax", "nan"], "--vmax must be a finite number of bits > 0, not nan"),
+        (["--vmax", "-1.5"], "--vmax must be a finite number of bits > 0, not -1.5"),
     ],
 )
 def test_usage_errors(
@@ -113,6 +116,7 @@ def test_usage_errors(
     assert main(["view", str(scored), *out, *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("eas view: error: ") and message in err, err
+    assert err.count("\n") == 1  # one line, no traceback
     assert not (tmp_path / "page.html").exists()
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from eas.backends.base import Backend
-from eas.config import EngineConfig, ServerConfig
+from eas.config import DEFAULT_MODEL, EngineConfig, ServerConfig
+
+_TRUE = ("1", "on", "yes", "true")
 
 
 def resolve_device(device: str) -> str:
@@ -51,6 +53,86 @@ def model_path(name: str) -> str:
     if is_gguf_path(name):
         return str(gguf_model_dir(name))
     return name
+
+
+def _hub_cache() -> Any:
+    from pathlib import Path
+
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def cached_model_ids() -> list[str]:
+    """The model ids in the local Hugging Face cache (``models--org--name`` folders with a snapshot)."""
+    cache = _hub_cache()
+    if not cache.is_dir():
+        return []
+    return sorted(
+        d.name.removeprefix("models--").replace("--", "/")
+        for d in cache.glob("models--*")
+        if any((d / "snapshots").glob("*"))
+    )
+
+
+def _hub_offline() -> bool:
+    import os
+
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
+    return bool(constants.HF_HUB_OFFLINE) or any(f.strip().lower() in _TRUE for f in flags)
+
+
+def _hub_id(name: str) -> bool:
+    """True for a name the hub could hold: ``org/name`` (one slash, the hub's characters)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if name.count("/") != 1:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def check_model_name(name: str) -> None:
+    """Fail at once, without the network, when ``name`` cannot name a model to load.
+
+    A name is good when it is ``"embedded"``, an existing file or folder, a model id in
+    the local Hugging Face cache, or an ``org/name`` id the hub may still provide (not
+    with ``HF_HUB_OFFLINE=1``). Anything else (a typo such as ``embeded``, a missing GGUF
+    file, a bare name nobody has) raises ``ValueError`` with the closest known name, so
+    no time is spent retrying a hub and nothing is created.
+    """
+    import difflib
+    from pathlib import Path
+
+    from eas.backends.sources.gguf import is_gguf_path
+
+    path = Path(name).expanduser()
+    if name == "embedded" or path.exists():
+        return
+    cached = cached_model_ids()
+    if name in cached or (not is_gguf_path(name) and _hub_id(name) and not _hub_offline()):
+        return
+    # What a model could be beside it: folders and GGUF files (a GGUF name: GGUF files only).
+    parent = path.parent if path.parent.is_dir() else Path(".")
+    nearby = [
+        str(parent / p.name) if parent != Path(".") else p.name
+        for p in parent.iterdir()
+        if is_gguf_path(p.name) or (p.is_dir() and not is_gguf_path(name))
+    ]
+    known = nearby if is_gguf_path(name) else ["embedded", *cached, *nearby]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    if is_gguf_path(name):
+        raise ValueError(f"cannot load model {name!r}: no GGUF file at {name}{hint}")
+    where = "no such file or folder, not 'embedded'"
+    cache = f"not in the local Hugging Face cache ({_hub_cache()})"
+    hub = " and the hub is off (HF_HUB_OFFLINE)" if _hub_id(name) else "; a hub id is org/name"
+    raise ValueError(f"cannot load model {name!r}: {where}, {cache}{hub}{hint}")
 
 
 def default_tokenizer(model: str) -> str:
@@ -109,7 +191,7 @@ def load_model(
 
 
 def load_backend(
-    model: str = "embedded",
+    model: str = DEFAULT_MODEL,
     *,
     device: str = "auto",
     dtype: str = "auto",

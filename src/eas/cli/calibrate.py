@@ -10,6 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from eas.cli import options
 from eas.cli.common import (
     EXIT_OK,
     EXIT_SKIPPED,
@@ -17,6 +18,7 @@ from eas.cli.common import (
     add_field_args,
     add_metric_args,
     add_model_args,
+    check_model,
     eas_config_from_args,
     fields_from_args,
 )
@@ -42,11 +44,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="comma-separated blocks whose hidden states are features, 1..n_layers "
         "(default: the middle block and the last, 15,30 for the embedded model)",
     )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=AmortisedConfig.seed,
-        help="seed of the cross-validation folds (default %(default)s)",
+    options.add_fields(
+        p, AmortisedConfig, ("seed",), flags={"seed": "--seed"}, helps={"seed": "seed of the cross-validation folds"}
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing head (outputs scored with it refer to it)"
@@ -70,10 +69,12 @@ def parse_layers(text: str | None) -> tuple[int, ...] | None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from eas.backends.spec import BackendSpec
     from eas.scoring.calibration import calibrate_file
+    from eas.storage.heads import head_quality_warning
 
     config = eas_config_from_args(args)
     if Path(args.out).exists() and not args.overwrite:  # before a model is loaded
         raise UsageError(f"{args.out} exists (outputs scored with it refer to it); use --overwrite or another --out")
+    check_model(args)  # a typo fails at once, offline
     spec = BackendSpec(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
     try:
         with spec.open() as backend:
@@ -99,4 +100,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"Spearman EAS {cv['spearman_eas']:.3f}, Spearman mean EAS {cv['spearman_mean_eas']:.3f}, "
         f"top-25% overlap {cv['top25_overlap']:.2f}, mean |error|/EAS {cv['mean_rel_error']:.3f}"
     )
+    warning = head_quality_warning(man)
+    if warning:
+        log.warning("%s", warning)
     return EXIT_SKIPPED if cal["skipped"] else EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from eas.cli import options
 from eas.cli.common import (
     EXIT_OK,
     TRAIN_DTYPE_HELP,
@@ -13,16 +14,48 @@ from eas.cli.common import (
     add_model_args,
     add_sampling_args,
     add_stride_args,
+    check_model,
     eas_config_from_args,
     fields_from_args,
-    model_load_error,
+    load_model_backend,
+    model_options,
     sampling_from_args,
 )
+from eas.config import EVALUATION_SAMPLING, EASConfig, ModelOptions, TrainConfig
+from eas.integrations.cli import add_source_args, open_source
 
 log = logging.getLogger("eas")
 
+SELECT_EXAMPLES = """examples:
+  eas select pool.jsonl --strategy eas --budget 200 --out picked.jsonl            # scored with the model
+  eas select pool.jsonl --strategy eas --budget 200 --scores scored.jsonl --out picked.jsonl
+  eas select pool.jsonl --strategy pass-rate --budget 200 -k 4 --out picked.jsonl
+  eas select pool.jsonl --strategy random --budget 200 --seed 1 --out picked.jsonl"""
+TRAIN_EXAMPLES = """examples:
+  eas train picked.jsonl --out run/ --epochs 2 --lr 1e-5
+  eas train picked.jsonl --out run/ --lora --batch-size 8 --grad-accum 2
+  eas train picked.jsonl --out run/ --resume              # continue a stopped run
+  eas evaluate run/ --questions test.jsonl --out eval.json   # its best checkpoints"""
+# TrainConfig's options of eas train, in --help order.
+TRAIN_OPTIONS = (
+    "epochs",
+    "lr",
+    "batch_size",
+    "grad_accum",
+    "max_length",
+    "save_steps",
+    "max_steps",
+    "val_fraction",
+    "seed",
+    "lora",
+    "activation_checkpointing",
+    "pure_bf16",
+)
+
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    from eas.selection.experiment import ExperimentConfig
+    from eas.selection.select_file import SelectRequest
     from eas.selection.strategies import STRATEGIES
 
     p = sub.add_parser(
@@ -32,14 +65,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "column if present (eas, hes, mean_token_entropy, total_tokens, pass_rate), else from --scores (an `eas score` "
         "output, joined by id), else computed with --model. Writes the chosen rows unchanged plus selection_score and "
         "selection_rank, and OUT.manifest.json.",
+        epilog=SELECT_EXAMPLES,
     )
-    p.add_argument("input", help="the pool: .jsonl, .parquet or .csv")
+    p.add_argument("input", help="the pool: .jsonl, .parquet or .csv; a Hugging Face data set (docs/integrations/)")
     p.add_argument("--strategy", required=True, choices=STRATEGIES)
     p.add_argument("--budget", type=int, required=True, help="B, the number of records to keep")
-    p.add_argument("--seed", type=int, default=0, help="for random (default 0)")
+    options.add_fields(p, SelectRequest, ("seed",), helps={"seed": "seed of the random strategy"})
     p.add_argument("--scores", default=None, help="an `eas score` output for the pool (reused, joined by id)")
-    p.add_argument("--out", required=True, help="the chosen rows: .jsonl or .parquet")
-    p.add_argument("--no-chat-template", action="store_true", help="raw prompt text (as for eas score)")
+    p.add_argument(
+        "--out", required=True, help="the chosen rows: .jsonl or .parquet; DIR/ writes a Hugging Face data set"
+    )
+    options.add_fields(p, EASConfig, ("use_chat_template",))
     g = p.add_argument_group("eas (scored with --model)")
     add_stride_args(g)
     g.add_argument(
@@ -49,10 +85,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="predict EAS from one forward pass per trace with a head from eas calibrate (same model)",
     )
     g = p.add_argument_group("pass-rate")
-    g.add_argument("-k", type=int, default=4, help="answers sampled per question (default 4)")
-    add_sampling_args(g, max_new_tokens=256)
+    options.add_fields(g, ExperimentConfig, ("pass_rate_k",), flags={"pass_rate_k": "-k"})
+    add_sampling_args(g, EVALUATION_SAMPLING)
     add_model_args(p)
     add_field_args(p)
+    add_source_args(p, correctness=False)
     p.set_defaults(func=cmd_select)
 
     t = sub.add_parser(
@@ -61,31 +98,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Supervised fine-tuning on (prompt, response) records: the prompt in the model's chat template, "
         "loss on the response only. Checkpoints every --save-steps; the 3 best by validation loss (plus the newest) "
         "are kept; --resume continues a stopped run. Writes train_log.jsonl and best_checkpoints.json.",
+        epilog=TRAIN_EXAMPLES,
     )
     t.add_argument("input", help="records to train on (e.g. the output of eas select)")
     t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights")
+    g = t.add_argument_group("training")
+    options.add_fields(g, TrainConfig, TRAIN_OPTIONS)
     t.add_argument(
-        "--no-activation-checkpointing",
-        dest="activation_checkpointing",
-        action="store_false",
-        help="keep the activations for the backward pass instead of recomputing them (more memory, less compute)",
-    )
-    t.add_argument("--epochs", type=float, default=2.0)
-    t.add_argument("--lr", type=float, default=1e-5)
-    t.add_argument("--batch-size", type=int, default=4)
-    t.add_argument("--grad-accum", type=int, default=1)
-    t.add_argument("--max-length", type=int, default=1024, help="tokens per example (longer ones are cut)")
-    t.add_argument("--save-steps", type=int, default=50, help="checkpoint and validate every N steps")
-    t.add_argument("--max-steps", type=int, default=-1, help="stop after N steps (default: the epochs decide)")
-    t.add_argument("--val-fraction", type=float, default=0.1, help="share of the records held out (at least one)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    t.add_argument(
-        "--pure-bf16",
+        "--resume",
         action="store_true",
-        help="train bfloat16 weights without float32 master weights (less memory; at lr 1e-5 most updates round "
-        "away, a warning says so); needs --dtype bfloat16 or auto on a GPU",
+        help="continue from the newest checkpoint in --out (refused when --out holds a run with other settings)",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="remove the run --out holds (other settings, or no --resume) and start again; default: refuse",
     )
     add_model_args(t, dtype_help=TRAIN_DTYPE_HELP)
     add_field_args(t)
@@ -93,14 +120,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    from eas.backends.load import load_backend
     from eas.cli.score import estimator_from_args
     from eas.selection.select_file import SelectRequest, select_file
     from eas.storage.files import check_output_path
 
+    io = open_source(args, "selected")
     check_output_path(args.out)
     if args.budget < 1:
         raise UsageError("--budget must be >= 1")
+    check_model(args)
     request = SelectRequest(
         strategy=args.strategy,
         budget=args.budget,
@@ -112,12 +140,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     )
 
     def backend():
-        try:
-            return load_backend(
-                args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code
-            )
-        except (OSError, ValueError) as exc:
-            raise model_load_error(args.model, exc) from None
+        return load_model_backend(args)
 
     def pass_rates(records):
         from eas.sampling.questions import load_fewshot
@@ -126,10 +149,17 @@ def cmd_select(args: argparse.Namespace) -> int:
         sampling = sampling_from_args(args)
         samples = f"{args.out}.samples.jsonl"  # resumable: a killed selection keeps its finished batches
         return pool_pass_rates(
-            records, backend, args.k, sampling, load_fewshot(None), progress=not args.quiet, samples_path=samples
+            records,
+            backend,
+            args.pass_rate_k,
+            sampling,
+            load_fewshot(None),
+            progress=not args.quiet,
+            samples_path=samples,
         )
 
     manifest = select_file(args.input, args.out, request, backend, pass_rates)
+    io.finish(summary=False)
     log.info(
         "%s: chose %d of %d (%d eligible) -> %s",
         args.strategy,
@@ -142,25 +172,13 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from eas.selection.training import TrainConfig, train
+    from eas.selection.training import train
     from eas.storage.inputs import read_records, readable_records
 
+    config = options.build(TrainConfig, args)
+    check_model(args)
     records = readable_records(read_records(args.input, fields_from_args(args)), args.input)
     try:
-        config = TrainConfig(
-            epochs=args.epochs,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            grad_accum=args.grad_accum,
-            max_length=args.max_length,
-            save_steps=args.save_steps,
-            max_steps=args.max_steps,
-            val_fraction=args.val_fraction,
-            lora=args.lora,
-            activation_checkpointing=args.activation_checkpointing,
-            pure_bf16=args.pure_bf16,
-            seed=args.seed,
-        )
         result = train(
             records,
             args.out,
@@ -168,13 +186,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             None,
             config,
             resume=args.resume,
-            device=args.device,
-            dtype=args.dtype,
-            trust_remote_code=args.trust_remote_code,
+            overwrite=args.overwrite,
             progress=not args.quiet,
+            **model_options(args).kwargs(),
         )
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise options.usage_error(exc, args, TrainConfig, ModelOptions) from None
     best = ", ".join(f"{c} ({loss:.4f})" for c, loss in result.best_checkpoints)
     log.info("trained %d steps -> %s; best checkpoints: %s", result.global_step, args.out, best or "none")
     return EXIT_OK

@@ -1,23 +1,21 @@
 """``eas view``: scored traces token by token, in one self-contained HTML page.
 
-Reads a scored file (``eas score --trajectory --keep-input``) or a study folder, picks
-the rows (``--id``), checks that they carry what the page needs and writes the page of
-``eas.view.page``. No model is loaded.
+Reads a scored file (``eas score --trajectory --keep-input``) or a study folder and
+writes the page of ``eas.view.page``; which rows (``--id``) and what a row must carry are
+``eas.view.rows``'. No model is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
+from eas.cli import options
 from eas.cli.common import EXIT_OK, UsageError
-from eas.config import Layout, ViewConfig
+from eas.config import ViewConfig
 from eas.storage.inputs import FieldMap
 
-SHOWN_IDS = 5
-RESCORE = "rescore with `eas score ... --trajectory --keep-input`"
 EXAMPLES = """examples:
   eas score traces.jsonl --trajectory --keep-input --out scored.jsonl
   eas view scored.jsonl --id q17/0 --out q17.html                # one trace
@@ -30,59 +28,26 @@ the page, in bits); x_T outlined and the boxed answer underlined; the trajectory
 above it (hover a token or the curve: t, H_t, the token and, for multiple choice, each
 option's probability; click the curve to scroll to its token); the prompt collapsed; a
 header with EAS, mean EAS, final entropy, the answer and, when known, the truth and
-whether it is correct. The file loads nothing (works offline); model text is escaped.
+whether it is correct. Rows scored with --probe-stride k have H_t at their probed positions
+only (the other tokens are marked not probed; EAS is the estimate, with eas_se); amortised
+rows (eas_method: amortised) show predicted H_t, labelled predicted. The model in the
+header comes from the row, --model-name, or the scored file's manifest.
+The file loads nothing (works offline); model text is escaped.
 Open a trace of a many-trace page with OUT#id=<id>."""
-
-
-def _known_ids(ids: list[str]) -> str:
-    shown = ", ".join(ids[:SHOWN_IDS]) + (", ..." if len(ids) > SHOWN_IDS else "")
-    return f"ids in the file: {shown} ({len(ids)} rows)"
-
-
-def _pick(rows: list[dict[str, Any]], wanted: list[str], source: str) -> list[dict[str, Any]]:
-    """The rows of ``wanted`` ids, in that order; ``UsageError`` naming known ids otherwise."""
-    by_id = {str(r.get("id")): r for r in rows}
-    picked = []
-    for rid in wanted:
-        if rid not in by_id:
-            close = difflib.get_close_matches(rid, list(by_id), n=3, cutoff=0.6)
-            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-            raise UsageError(f"{source}: no row with id {rid!r}{hint}; {_known_ids(list(by_id))}")
-        picked.append(by_id[rid])
-    return picked
-
-
-def _check(row: dict[str, Any], source: str, study: bool, response_field: str) -> None:
-    """A row must carry its text, token spans and trajectory (a study's unscored question may not)."""
-    rid = row.get("id")
-    if study and row.get("score_error"):
-        return  # shown with the reason it was not scored
-    again = "rerun the study with this version of eas" if study else RESCORE
-    if row.get("token_spans") is None:
-        raise UsageError(
-            f"{source}: row {rid!r} has no token_spans (the character span of each response token, "
-            f"written with --trajectory by this version of eas): {again}"
-        )
-    if not isinstance(row.get("response"), str):
-        if study:
-            raise UsageError(f"{source}: row {rid!r} has no response text: {again}")
-        raise UsageError(
-            f"{source}: row {rid!r} has no {response_field!r} field: {RESCORE} (--keep-input copies the "
-            "prompt and response), or name the field with --response-field"
-        )
 
 
 def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, bool]:
     """The rows to show, the model name if known, and whether they come from a study."""
     from eas.storage.files import read_table
     from eas.view.page import read_study
+    from eas.view.rows import check_view_row, manifest_model, pick_rows
 
     source = Path(args.input)
     if source.is_dir():
         rows, model = read_study(source)
         study = True
     else:
-        rows, model, study = read_table(source), None, False
+        rows, model, study = read_table(source), manifest_model(source), False
         for row in rows:
             for key, field in (("response", args.response_field), ("prompt", args.prompt_field)):
                 if field != key:
@@ -90,15 +55,16 @@ def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, b
     if not rows:
         raise UsageError(f"{source}: no rows")
     if args.id:
-        rows = _pick(rows, args.id, str(source))
+        rows = pick_rows(rows, args.id, str(source))
     for row in rows:
-        _check(row, str(source), study, args.response_field)
+        check_view_row(row, str(source), study, args.response_field)
     return rows, model, study
 
 
 def cmd_view(args: argparse.Namespace) -> int:
     from eas.view.page import ViewError, render
 
+    options.build(ViewConfig, args)  # a bad --layout/--vmax fails before any file is read
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"{out}: the page is HTML; name it .html")
@@ -122,7 +88,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "view",
         help="scored traces token by token, shaded by H_t, in one HTML page (no model needed)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write one self-contained HTML page that shows scored traces token by token. INPUT is a file "
         "scored with `eas score --trajectory --keep-input` (.jsonl or .parquet; it holds the token spans and the "
         "text) or the output folder of `eas study` / `eas demo` (every question, sample 0, sorted by EAS).",
@@ -136,26 +101,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar="ID",
         help="the row to show (repeat it: 2-3 ids side by side, more as a list); default: every row",
     )
-    p.add_argument(
-        "--layout",
-        choices=get_args(Layout),
-        default=ViewConfig.layout,
-        help="single, side by side, or a list sorted by EAS (each trace drawn when opened); "
-        "auto: single for 1, side by side for 2-3, list for more (default: %(default)s)",
-    )
-    p.add_argument(
-        "--vmax",
-        type=float,
-        default=ViewConfig.vmax,
-        metavar="BITS",
-        help=f"top of the colour scale (default: the {ViewConfig.color_percentile:g}th percentile of the page's H_t)",
+    options.add_fields(
+        p,
+        ViewConfig,
+        ("layout", "vmax"),
+        helps={
+            "vmax": f"top of the colour scale in bits (default: the {ViewConfig.color_percentile:g}th percentile of "
+            "the page's H_t)"
+        },
     )
     p.add_argument("--title", default=None, help="page title (default: the id, or the number of traces)")
     p.add_argument("--model-name", default=None, help="model name in the header, for rows without a 'model' field")
-    p.add_argument(
-        "--response-field",
-        default=FieldMap.response,
-        help="the response text's field in INPUT (default: %(default)s)",
+    options.add_fields(
+        p,
+        FieldMap,
+        ("response", "prompt"),
+        dests={"response": "response_field", "prompt": "prompt_field"},
+        helps={"response": "the response text's field in INPUT", "prompt": "the prompt's field in INPUT"},
     )
-    p.add_argument("--prompt-field", default=FieldMap.prompt, help="the prompt's field in INPUT (default: %(default)s)")
     p.set_defaults(func=cmd_view)

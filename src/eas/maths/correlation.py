@@ -1,9 +1,9 @@
 """How well a single-pass metric tracks a reference uncertainty: pure statistics.
 
-* ``correlate``: Pearson r and its p-value, Spearman rho, a seeded 95 % bootstrap
-  confidence interval for r (``scipy.stats.bootstrap``, paired resampling, BCa; when
-  some resamples are degenerate, the percentile interval of the others, with their
-  count; n/a with the reason when n < 4), and n.
+* ``correlate``: Pearson r and its p-value, Spearman rho, the 95 % Fisher-z confidence
+  interval of r (``fisher_interval``: honest coverage from n = 4 on for bivariate normal
+  data, where a bootstrap interval covers 76-90 % at n = 4-5; n/a with the reason when
+  n < 4), and n.
 * ``auroc``: area under the ROC curve of a metric used to predict that an answer is wrong
   (higher metric = more uncertain = predicted wrong); ties count one half.
 * ``prr``: prediction-rejection ratio as LM-Polygraph reports it. The prediction-rejection
@@ -20,7 +20,6 @@ Pairs where either value is missing (None or NaN) are dropped before anything is
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +40,6 @@ class Correlation:
     ci_high: float
     spearman_rho: float
     spearman_p: float
-    ci_dropped: int = 0  # degenerate bootstrap resamples left out of the interval
     ci_note: str = ""  # why the interval is n/a
 
     def row(self) -> dict[str, Any]:
@@ -58,79 +56,29 @@ def finite_pairs(x: Sequence[Any], y: Sequence[Any]) -> tuple[np.ndarray, np.nda
     return xs[keep], ys[keep]
 
 
-def _pearson_along(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Pearson r along ``axis`` (vectorised, for the bootstrap); NaN for constant input."""
-    xm = x - x.mean(axis=axis, keepdims=True)
-    ym = y - y.mean(axis=axis, keepdims=True)
-    den = np.sqrt((xm * xm).sum(axis=axis) * (ym * ym).sum(axis=axis))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, (xm * ym).sum(axis=axis) / np.where(den > 0, den, 1.0), NAN)
+MIN_CI_N = 4
 
 
-MIN_BOOTSTRAP_N = 4
+def fisher_interval(r: Any, n: Any, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The Fisher-z confidence interval of a Pearson r from n pairs (vectorised).
 
+    ``tanh(atanh(r) -+ z / sqrt(n - 3))``, z the normal quantile of ``confidence``. For
+    bivariate normal data its coverage is within a point of nominal from n = 5 on (the
+    tests simulate it at n = 5, 8 and 20 for rho = 0, 0.5 and 0.9; 96 % at n = 4); below
+    n = 4 it is undefined (NaN). The bootstrap it replaces covered 76-90 % at n = 4-5.
 
-@dataclass(frozen=True)
-class BootstrapCI:
-    """A bootstrap interval; ``dropped`` resamples were degenerate; ``note`` says why it is n/a."""
-
-    low: float
-    high: float
-    dropped: int = 0
-    note: str = ""
-
-
-def bootstrap_ci(
-    x: np.ndarray, y: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
-) -> BootstrapCI:
-    """Bootstrap confidence interval of Pearson r (paired resampling of questions).
-
-    BCa (``scipy.stats.bootstrap``) when every resample has a defined r. With few
-    questions some resamples draw a constant metric or reference (r undefined), which
-    voids scipy's interval; then **(ours)** those resamples are dropped and counted
-    (``dropped``) and the percentile interval of the others is reported. n/a (with the
-    reason in ``note``) when n < 4 or the data are constant.
+    Example:
+        >>> lo, hi = fisher_interval(0.5, 28)
+        >>> round(float(lo), 3), round(float(hi), 3)
+        (0.156, 0.736)
     """
-    n = int(x.size)
-    if n < MIN_BOOTSTRAP_N:
-        return BootstrapCI(NAN, NAN, note=f"n = {n} < {MIN_BOOTSTRAP_N}")
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return BootstrapCI(NAN, NAN, note="constant values")
-    import warnings
+    from scipy.stats import norm
 
-    from scipy import stats
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = stats.bootstrap(
-            (x, y),
-            _pearson_along,
-            paired=True,
-            vectorized=True,
-            confidence_level=confidence,
-            n_resamples=n_resamples,
-            method="BCa",
-            rng=np.random.default_rng(seed),
-        )
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if math.isfinite(lo) and math.isfinite(hi):
-        return BootstrapCI(lo, hi)
-    return percentile_ci(x, y, confidence, n_resamples, seed)
-
-
-def percentile_ci(
-    x: np.ndarray, y: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
-) -> BootstrapCI:
-    """Percentile bootstrap interval of Pearson r over the resamples where r is defined."""
-    idx = np.random.default_rng(seed).integers(0, x.size, size=(n_resamples, x.size))
-    r = _pearson_along(x[idx], y[idx])
-    finite = r[np.isfinite(r)]
-    dropped = int(n_resamples - finite.size)
-    if finite.size == 0:
-        return BootstrapCI(NAN, NAN, dropped, "every resample degenerate")
-    tail = 100 * (1 - confidence) / 2
-    lo, hi = np.percentile(finite, [tail, 100 - tail])
-    return BootstrapCI(float(lo), float(hi), dropped)
+    r, n = np.asarray(r, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    half = norm.ppf(0.5 + confidence / 2) / np.sqrt(np.where(n >= MIN_CI_N, n - 3, np.nan))
+    with np.errstate(divide="ignore"):
+        z = np.arctanh(np.clip(r, -1.0, 1.0))  # +-inf at |r| = 1: the interval is the point
+    return np.tanh(z - half), np.tanh(z + half)
 
 
 def pearson(x: Sequence[Any], y: Sequence[Any]) -> tuple[float, float]:
@@ -150,17 +98,13 @@ def pearson(x: Sequence[Any], y: Sequence[Any]) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
-def correlate(
-    x: Sequence[Any], y: Sequence[Any], confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
-) -> Correlation:
-    """Pearson r (with p and a bootstrap CI) and Spearman rho of ``x`` against ``y``.
+def correlate(x: Sequence[Any], y: Sequence[Any], confidence: float = 0.95) -> Correlation:
+    """Pearson r (with p and its Fisher-z interval) and Spearman rho of ``x`` against ``y``.
 
     Args:
         x: the metric, one value per question (None/NaN entries are dropped with their pair).
         y: the reference (e.g. answer entropy).
-        confidence: level of the bootstrap interval.
-        n_resamples: bootstrap resamples.
-        seed: seed of the bootstrap, so a rerun gives the same interval.
+        confidence: level of the interval of r (``fisher_interval``; n/a below 4 questions).
 
     Example:
         >>> c = correlate([1, 2, 3, 4], [1, 2, 3, 5])
@@ -176,17 +120,10 @@ def correlate(
 
     pr = stats.pearsonr(xs, ys)
     sr = stats.spearmanr(xs, ys)
-    ci = bootstrap_ci(xs, ys, confidence, n_resamples, seed)
+    low, high = fisher_interval(pr.statistic, n, confidence)
+    note = f"n = {n} < {MIN_CI_N}" if n < MIN_CI_N else ""
     return Correlation(
-        n,
-        float(pr.statistic),
-        float(pr.pvalue),
-        ci.low,
-        ci.high,
-        float(sr.statistic),
-        float(sr.pvalue),
-        ci.dropped,
-        ci.note,
+        n, float(pr.statistic), float(pr.pvalue), float(low), float(high), float(sr.statistic), float(sr.pvalue), note
     )
 
 

@@ -16,7 +16,9 @@ Sums are accumulated in float64.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -168,6 +170,32 @@ def record_figures(
         "hes": high_entropy_sum(token_entropies, hes_fraction) if has_h else None,
         "final_entropy": final_entropy(h),
     }
+
+
+def non_finite_fields(row: Mapping[str, Any]) -> list[str]:
+    """The fields of a result row that hold a number that is not finite (NaN, +-inf), at any depth.
+
+    Every scoring path (exact, stratified, amortised) checks its rows with it: a record
+    whose figures are not finite goes to the errors file, never into the results with a
+    NaN (or a null standing for one). The ``id`` is the input's and is not checked.
+
+    Example:
+        >>> non_finite_fields({"id": 1, "eas": 2.0, "trajectory": [0.5, float("nan")], "ppl": None})
+        ['trajectory']
+    """
+    return [k for k, v in row.items() if k != "id" and not _all_finite(v)]
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, float | np.floating):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_all_finite(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind not in "fc" or bool(np.isfinite(value).all())
+    return True
 
 
 def topk_figures(

@@ -80,7 +80,8 @@ def block_sizes(n_probes: int, stride: int) -> list[int]:
 def probe_plan(n_probes: int, stride: int, seed: int) -> ProbePlan:
     """One position per block, drawn with ``np.random.default_rng(seed)``, and T-1.
 
-    Stride 1 probes every position (no draw).
+    Stride 1 probes every position (no draw); a record without a probe (T = 1) has an
+    empty plan at any stride.
 
     Example:
         >>> plan = probe_plan(10, 4, seed=7)
@@ -90,8 +91,12 @@ def probe_plan(n_probes: int, stride: int, seed: int) -> ProbePlan:
         True
         >>> probe_plan(3, 1, seed=7)
         ProbePlan(positions=(1, 2, 3), weights=(1, 1, 1))
+        >>> probe_plan(0, 4, seed=7)
+        ProbePlan(positions=(), weights=())
     """
     sizes = block_sizes(n_probes, stride)
+    if not sizes:
+        return ProbePlan((), ())
     if stride == 1:
         return ProbePlan(tuple(range(1, n_probes + 1)), tuple(sizes))
     random_blocks = np.asarray(sizes[:-1], dtype=np.int64)

@@ -138,6 +138,22 @@ def load_fewshot(path: str | Path | None = None) -> list[FewShot]:
     return shots
 
 
+def describe_fewshot(fewshot: Sequence[FewShot], source: str | Path | None = None) -> str:
+    """How the prompts are built, in one line (for help texts and run outputs).
+
+    Example:
+        >>> describe_fewshot([])
+        'the question alone (no solved example)'
+    """
+    if not fewshot:
+        return "the question alone (no solved example)"
+    where = "built-in" if source is None else str(source)
+    return (
+        f"{len(fewshot)} solved examples ({where}; those of the question's kind) before each question, "
+        "as eas sample prompts"
+    )
+
+
 def shots_for(question: Question, fewshot: Sequence[FewShot]) -> list[FewShot]:
     """The examples of the question's kind (multiple choice or not), else all of them."""
     same = [s for s in fewshot if bool(s.question.choices) == bool(question.choices)]

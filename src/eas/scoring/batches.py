@@ -19,7 +19,7 @@ import numpy as np
 
 from eas.backends.base import Backend, EncodedRecord, Measurement
 from eas.config import EASConfig
-from eas.maths.metrics import record_figures, topk_figures
+from eas.maths.metrics import non_finite_fields, record_figures, topk_figures
 from eas.maths.stratified import block_sizes
 from eas.records import Record, RecordError
 from eas.scoring.probes import encode_record
@@ -52,8 +52,8 @@ TOPK_COLUMNS = ("eas_bound", "min_topk_mass")
 class ScoreError:
     """A record that was not scored, and why.
 
-    ``retry`` marks a failure that another try may not repeat (the backend failed,
-    not the record): a resumed run scores such records again.
+    ``retry`` marks a failure that another try may not repeat (out of memory, a server
+    fault: ``retryable``), not the record's own: a resumed run scores such records again.
     """
 
     id: Any
@@ -62,6 +62,15 @@ class ScoreError:
 
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "error": self.reason}
+
+
+def finite_or_error(row: dict[str, Any]) -> dict[str, Any] | ScoreError:
+    """``row``, or the ScoreError naming its non-finite figures (every path, exact and amortised)."""
+    bad = non_finite_fields(row)
+    if not bad:
+        return row
+    log.warning("record %r: non-finite %s; sent to the errors file", row.get("id"), ", ".join(bad))
+    return ScoreError(row.get("id"), f"non-finite values in {', '.join(bad)} (the model's outputs are not finite)")
 
 
 def result_row(enc: EncodedRecord, m: Measurement, config: EASConfig) -> dict[str, Any]:
@@ -138,6 +147,17 @@ def plan_batches(records: Iterable[Record | RecordError], batch_tokens: int) -> 
         yield batch
 
 
+def retryable(exc: BaseException) -> bool:
+    """Whether another try may pass: out of memory, or a server that did not answer well
+    (its error says, ``retryable``); not non-finite logits or any other fault of the record."""
+    if isinstance(exc, MemoryError | ConnectionError | TimeoutError):
+        return True
+    text = str(exc).lower()
+    if isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text):
+        return True  # torch.OutOfMemoryError (CUDA, MPS), the CPU allocator's failure
+    return bool(getattr(exc, "retryable", False))
+
+
 def measure(backend: Backend, batch: Sequence[EncodedRecord]) -> list[Measurement | ScoreError]:
     """Measure a batch; if it fails as a whole (e.g. out of memory), retry record by record."""
     try:
@@ -146,13 +166,13 @@ def measure(backend: Backend, batch: Sequence[EncodedRecord]) -> list[Measuremen
         if len(batch) == 1:
             log.warning("record %r failed in the backend: %s", batch[0].record.id, exc)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return [ScoreError(batch[0].record.id, f"backend error: {reason}", retry=True)]
+            return [ScoreError(batch[0].record.id, f"backend error: {reason}", retry=retryable(exc))]
         log.warning("a batch of %d records failed (%s); scoring them one by one", len(batch), exc)
         return [r for enc in batch for r in measure(backend, [enc])]
 
 
 def encode_batch(
-    batch: Sequence[Record | RecordError], backend: Any, config: EASConfig
+    batch: Sequence[Record | RecordError], backend: Backend, config: EASConfig
 ) -> list[EncodedRecord | ScoreError]:
     """Each record encoded for the backend, or the ScoreError saying why it cannot be."""
     out: list[EncodedRecord | ScoreError] = []

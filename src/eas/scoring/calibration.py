@@ -30,13 +30,20 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import Backend, EncodedRecord, FeatureBackend
-from eas.config import AmortisedConfig, EASConfig
+from eas.config import CPU_BATCH_TOKENS, AmortisedConfig, EASConfig
 from eas.maths.agreement import agreement
 from eas.maths.ridge import FOLDS, fit_ridge_cv
 from eas.progress import progress_bar
 from eas.records import InputError, Record, RecordError
-from eas.scoring.batches import ScoreError, encode_batch, measure, plan_batches, record_key, result_row
-from eas.scoring.estimators.amortised import EAS_METHOD, check_config, check_head_for, metric_settings, predict_batch
+from eas.scoring.batches import ScoreError, encode_batch, finite_or_error, measure, plan_batches, record_key, result_row
+from eas.scoring.estimators.amortised import (
+    EAS_METHOD,
+    check_config,
+    check_head_for,
+    head_warnings,
+    metric_settings,
+    predict_batch,
+)
 from eas.scoring.estimators.base import Batch, Estimator, Pool, Result
 from eas.scoring.estimators.exact import Exact
 from eas.storage.heads import HeadFile, load_head, save_head
@@ -66,7 +73,7 @@ def calibrate(
     layers: Sequence[int] | None = None,
     folds: int = FOLDS,
     seed: int = 0,
-    batch_tokens: int = 2048,
+    batch_tokens: int = CPU_BATCH_TOKENS,
     progress: bool = False,
 ) -> Calibration:
     """Exact packed EAS and features of ``records``; a ridge head fitted on them, with its CV error.
@@ -90,11 +97,18 @@ def calibrate(
             encoded = [e for e in items if isinstance(e, EncodedRecord)]
             measured = list(zip(encoded, measure(backend, encoded) if encoded else [], strict=True))
             errors += [m for _, m in measured if isinstance(m, ScoreError)]
-            good = [(e, m) for e, m in measured if not isinstance(m, ScoreError)]
-            rows += [{**result_row(e, m, config), EAS_METHOD: "exact"} for e, m in good]
+            checked = [
+                (e, m, finite_or_error(result_row(e, m, config))) for e, m in measured if not isinstance(m, ScoreError)
+            ]
+            errors += [r for _, _, r in checked if isinstance(r, ScoreError)]
+            good = [(e, m) for e, m, r in checked if not isinstance(r, ScoreError)]
+            rows += [{**r, EAS_METHOD: "exact"} for _, _, r in checked if not isinstance(r, ScoreError)]
             probed = [(e, m) for e, m in good if e.n_probes > 0]
             feats = backend.features([e for e, _ in probed], layers) if probed else []
             for (enc, m), f in zip(probed, feats, strict=True):
+                if not np.isfinite(f.features).all():  # its exact row stands; the fit cannot use it
+                    errors.append(ScoreError(enc.record.id, "non-finite features: left out of the calibration"))
+                    continue
                 features.append(f.features)
                 targets.append(np.asarray(m.probe_entropies, dtype=np.float64))
                 groups += [str(enc.record.id)] * enc.n_probes
@@ -193,6 +207,9 @@ class AutoAmortised(Estimator):
     def label(self) -> str:
         return f"amortised (auto, calibrated on {self.fraction:g} of the pool)"
 
+    def warnings(self) -> list[str]:
+        return head_warnings(self.head)
+
     def check(self, backend: Backend) -> None:
         if not isinstance(backend, FeatureBackend):
             raise ValueError("amortised EAS needs a backend with features (--backend hf)")
@@ -269,7 +286,7 @@ def calibrate_file(
     id_given: bool = False,
     layers: Sequence[int] | None = None,
     seed: int = 0,
-    batch_tokens: int = 2048,
+    batch_tokens: int = CPU_BATCH_TOKENS,
     overwrite: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from eas.backends.base import Backend
 from eas.backends.spec import BackendSource, LoadedBackend
-from eas.config import EASConfig
+from eas.config import CPU_BATCH_TOKENS, EASConfig
 from eas.progress import progress_bar
 from eas.records import InputError, Record, RecordError
 from eas.scoring.batches import ScoreError, plan_batches, record_key, with_input
@@ -70,7 +70,7 @@ class RunOptions:
 
     fields: FieldMap = field(default_factory=FieldMap)
     id_given: bool = False
-    batch_tokens: int = 2048
+    batch_tokens: int = CPU_BATCH_TOKENS
     overwrite: bool = False
     dedupe: bool = False
     keep_input: bool = False
@@ -128,7 +128,7 @@ def score_records(
         estimator: how rows are made (``eas.scoring.estimators``); an ``EASConfig`` (or
             None) is exact EAS with those settings.
         batch_tokens: group short records up to this many tokens (default: the
-            backend's engine setting, else 2048).
+            backend's, resolved for its device, else ``CPU_BATCH_TOKENS``).
         progress: show a progress bar.
         total: number of records, for the progress bar.
 
@@ -146,7 +146,7 @@ def score_records(
     source = LoadedBackend(backend)
     check_requires(estimator, source.capabilities(), "this backend")
     if batch_tokens is None:
-        batch_tokens = getattr(getattr(backend, "engine", None), "batch_tokens", 2048)
+        batch_tokens = getattr(backend, "batch_tokens", CPU_BATCH_TOKENS)
     if estimator.pool_dependent:
         records = list(records)
     pool = Pool.of(records) if estimator.pool_dependent else Pool(lambda: iter(()), 0)
@@ -159,10 +159,15 @@ def score_records(
 
 
 def run_batches(
-    engine: Any, estimator: Estimator, pool: Pool, batches: Iterable[tuple[int, Batch]]
+    engine: Any,
+    estimator: Estimator,
+    pool: Pool,
+    batches: Iterable[tuple[int, Batch]],
+    warnings: list[str] | None = None,
 ) -> Iterator[tuple[int, list[Result]]]:
     """``(index, results)`` of every numbered batch: the estimator planned and prepared once,
-    on the first batch (so a run with nothing to do prepares nothing)."""
+    on the first batch (so a run with nothing to do prepares nothing). The ready
+    estimator's warnings are logged and appended to ``warnings``."""
     todo = iter(batches)
     first = next(todo, None)
     if first is None:
@@ -170,6 +175,10 @@ def run_batches(
     ready, needed = estimator.plan(pool)
     if needed:
         ready = engine.prepare(ready, needed)
+    for warning in ready.warnings():
+        log.warning("%s", warning)
+        if warnings is not None:
+            warnings.append(warning)
     yield from engine.score(_chain(first, todo), ready)
 
 
@@ -249,7 +258,8 @@ def score_file(
                     in_flight[index] = (batch, keys)
                     yield index, batch
 
-            for index, results in run_batches(engine, estimator, Pool(read, ident.records), pending()):
+            notes: list[str] = []
+            for index, results in run_batches(engine, estimator, Pool(read, ident.records), pending(), notes):
                 batch, keys = in_flight.pop(index)
                 errors = [r for r in results if isinstance(r, ScoreError)]
                 rows = [r for r in results if not isinstance(r, ScoreError)]
@@ -258,6 +268,8 @@ def score_file(
                 bar.update(len(batch))
         extra: dict[str, Any] = {"input": str(input_path), "records": ident.items, "input_sha256": ident.sha256}
         extra["estimator"] = estimator.label()
+        if notes:  # e.g. a head that does not rank
+            extra["warnings"] = notes
         described = engine.describe()
         if described is not None:  # what the backend found out (e.g. what a server accepts)
             extra["backend"] = described

@@ -40,12 +40,16 @@ def question_pass_rates(
     extract: Sequence[str] = ("boxed",),
     progress: bool = False,
     samples_path: str | Path | None = None,
+    settings: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Sample ``sampling.n`` answers per question and grade them.
 
     Args:
         samples_path: keep the graded samples in this JSONL file, written resumably
-            (``eas.scoring.runs.sample_file``): a killed run keeps its finished batches.
+            (``eas.sampling.sample.sample_file``): a killed run keeps its finished batches.
+        settings: more settings of ``samples_path``'s run (checked when it resumes).
+        overwrite: start ``samples_path`` again if it was made with other settings.
 
     Returns:
         One row per question: ``id``, ``pass_rate``, ``correct`` (count), ``k``.
@@ -56,7 +60,17 @@ def question_pass_rates(
         from eas.sampling.sample import sample_file
         from eas.storage.files import read_table
 
-        sample_file(questions, samples_path, backend, sampling, fewshot=fewshot, extract=extract, progress=progress)
+        sample_file(
+            questions,
+            samples_path,
+            backend,
+            sampling,
+            fewshot=fewshot,
+            extract=extract,
+            settings=settings,
+            overwrite=overwrite,
+            progress=progress,
+        )
         graded = read_table(samples_path)
     else:
         samples = sample_questions(questions, backend, sampling, fewshot, progress=progress)
@@ -79,6 +93,9 @@ def evaluate(
     fewshot: Sequence[FewShot] = (),
     extract: Sequence[str] = ("boxed",),
     progress: bool = False,
+    samples_path: str | Path | None = None,
+    settings: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> EvalResult:
     """Avg Pass@1 over ``k`` samples per question.
 
@@ -87,14 +104,22 @@ def evaluate(
         questions: with ground-truth answers.
         k: samples per question.
         sampling: temperature, top-p, max new tokens, seed (``n`` is set to ``k``).
-        fewshot: examples shown before each question (none: the question alone, as the
-            student saw its training prompts).
+        fewshot: examples shown before each question, as ``eas sample`` shows them
+            (``eas.sampling.questions.build_prompt``); none: the question alone, as a
+            student trained by ``eas train`` saw its training prompts.
         extract: answer extraction modes, tried in order.
+        samples_path: keep the graded responses in this JSONL file (one row per sample,
+            as ``eas sample`` writes them), resumably.
+        settings: more settings that decide the samples (e.g. the model), so that a
+            resumed ``samples_path`` is never mixed with another model's.
+        overwrite: start ``samples_path`` again if it was made with other settings.
     """
     if not questions:
         raise ValueError("no questions to evaluate on")
     sampling = replace(sampling or SamplingConfig(), n=k)
-    rows = question_pass_rates(questions, backend, sampling, fewshot, extract, progress)
+    rows = question_pass_rates(
+        questions, backend, sampling, fewshot, extract, progress, samples_path, settings, overwrite
+    )
     avg = sum(r["pass_rate"] for r in rows) / len(rows)
     return EvalResult(avg, k, rows)
 

@@ -33,12 +33,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from eas.config import EASConfig, ModelOptions, SamplingConfig
+from eas.config import EVALUATION_SAMPLING, EASConfig, ModelOptions, SamplingConfig, TrainConfig, setting
 from eas.records import Record, RecordError
 from eas.sampling.questions import Question
 from eas.selection.strategies import SCORE_COLUMNS, STRATEGY_COLUMNS, select
-from eas.selection.training import TrainConfig
 from eas.storage.inputs import readable_records
+from eas.storage.jsontext import dumps
 from eas.storage.parts import fingerprint, write_atomic
 from eas.storage.stamp import claim_folder
 
@@ -53,15 +53,21 @@ MIN_TRAIN_RECORDS = 2
 class ExperimentConfig:
     """One experiment's settings (the same for every strategy)."""
 
-    strategies: tuple[str, ...] = ("random", "length", "pass-rate", "eas")
+    strategies: tuple[str, ...] = setting(
+        ("random", "length", "pass-rate", "eas"), "strategies compared, comma-separated; must include random"
+    )
     budget: int = 200
     seeds: int = 3
     train: TrainConfig = field(default_factory=TrainConfig)
-    eval_k: int = 32
-    eval_sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.7, max_new_tokens=256))
-    pass_rate_k: int = 4
-    top_checkpoints: int = 3
-    keep_checkpoints: bool = False
+    eval_k: int = setting(32, "answers sampled per test question for Avg Pass@1", flag="-k")
+    eval_sampling: SamplingConfig = field(default_factory=lambda: EVALUATION_SAMPLING)
+    pass_rate_k: int = setting(4, "answers sampled per pool question for the pass-rate strategy")
+    top_checkpoints: int = setting(3, "best checkpoints (by validation loss) evaluated per run", flag="--top")
+    keep_checkpoints: bool = setting(
+        False,
+        "keep every trained checkpoint (model + optimizer state; 1.6 GB each for the embedded model); "
+        "default: deleted once evaluated",
+    )
 
     def __post_init__(self) -> None:
         if "random" not in self.strategies:
@@ -113,7 +119,7 @@ def pool_scores(
         )
         for row, p in zip(rows, rates, strict=True):
             row["pass_rate"] = p
-    write_atomic(path, [json.dumps(r) + "\n" for r in rows])
+    write_atomic(path, [dumps(r) + "\n" for r in rows])
     return rows
 
 
@@ -151,7 +157,7 @@ def run_one(
         "eligible": chosen.eligible,
         "shortfall": chosen.shortfall,
     }
-    (run / "picked.json").write_text(json.dumps(picked) + "\n")
+    (run / "picked.json").write_text(dumps(picked) + "\n")
     if len(chosen.indices) < MIN_TRAIN_RECORDS:
         log.warning(
             "%s, seed %d: %d eligible records, too few to train on; left out of the table (n/a)",
@@ -181,7 +187,7 @@ def run_one(
         if not path.exists():
             backend = load_eval_backend(run / "train" / name, **options.kwargs())
             result = evaluate(backend, questions, config.eval_k, config.eval_sampling, progress=progress)
-            write_atomic(path, [json.dumps({**result.summary(), "per_question": result.per_question}) + "\n"])
+            write_atomic(path, [dumps({**result.summary(), "per_question": result.per_question}) + "\n"])
         results.append(json.loads(path.read_text())["avg_pass_at_1"])
     if not config.keep_checkpoints:
         _drop_checkpoints(run / "train")
@@ -314,10 +320,10 @@ def run_experiment(
     rows = results_table(results, config.top_checkpoints)
     (out / "table.md").write_text(markdown(rows, config.strategies))
     _write_csv(rows, out / "table.csv")
-    (out / "results.json").write_text(json.dumps({"avg_pass_at_1": results}, indent=1) + "\n")
+    (out / "results.json").write_text(dumps({"avg_pass_at_1": results}, indent=1) + "\n")
     # Seconds spent by this invocation on each step (a step resumed from disk takes ~0 s).
     timings["total_s"] = time.monotonic() - started
-    (out / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
+    (out / "timings.json").write_text(dumps(timings, indent=1) + "\n")
     from eas.study.plots import save, selection_bars
 
     save(selection_bars(rows, config.strategies), out / "table.png")

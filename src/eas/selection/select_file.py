@@ -15,7 +15,6 @@ The chosen rows are written unchanged, plus ``selection_score`` and ``selection_
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from eas.scoring.estimators.exact import Exact
 from eas.selection.strategies import SCORE_COLUMNS, STRATEGY_COLUMNS, Selection, quantiles, select
 from eas.storage.files import field_names, read_table, write_results
 from eas.storage.inputs import FieldMap, read_rows_and_records
+from eas.storage.jsontext import dumps
 from eas.storage.parts import manifest_path, write_atomic
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def select_file(
     ]
     write_results(Path(out), lambda: iter([picked]))
     manifest = _manifest(request, input_path, scores, chosen, source, n_pool=len(records))
-    write_atomic(manifest_path(Path(out)), [json.dumps(manifest, indent=1) + "\n"])
+    write_atomic(manifest_path(Path(out)), [dumps(manifest, indent=1) + "\n"])
     if chosen.shortfall:
         log.warning(
             "only %d records were eligible for %s: chose %d, %d short of the budget",

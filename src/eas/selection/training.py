@@ -10,7 +10,8 @@ Checkpoints are written every ``save_steps`` steps; after each one, only the
 ``keep_best`` checkpoints with the lowest validation loss are kept, plus the newest
 (so a run killed at any point resumes from its last checkpoint with ``resume=True``).
 ``train_log.jsonl`` gets one line per logged step; ``best_checkpoints.json`` lists the
-kept checkpoints, best first.
+kept checkpoints, best first. The folder is stamped with the run's settings, so another
+run is never resumed or mixed in (``eas.selection.train_folder``).
 """
 
 from __future__ import annotations
@@ -23,42 +24,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eas.config import TrainConfig
 from eas.records import Record
+from eas.selection.train_folder import claim_run_folder, cut_log, train_settings
+from eas.storage.jsontext import dumps
 
 log = logging.getLogger(__name__)
 
 TRAIN_HINT = "pip install 'eas[train]'  (trl, peft, datasets)"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one SFT run; identical across strategies in an experiment."""
-
-    epochs: float = 2.0
-    lr: float = 1e-5
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 1024
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    save_steps: int = 50
-    max_steps: int = -1
-    val_fraction: float = 0.1
-    keep_best: int = 3
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    activation_checkpointing: bool = True  # TRL's default: memory for compute
-    pure_bf16: bool = False  # bfloat16 weights, no float32 master copy (most small updates round away)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.keep_best < 1:
-            raise ValueError("keep_best must be >= 1")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError("val_fraction must be in (0, 1)")
-        if self.save_steps < 1:
-            raise ValueError("save_steps must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -154,7 +127,7 @@ def _callbacks(out_dir: Path, keep_best: int) -> list[Any]:
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs:
                 with (out_dir / "train_log.jsonl").open("a") as f:
-                    f.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+                    f.write(dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
 
     class KeepBest(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -170,7 +143,7 @@ def _callbacks(out_dir: Path, keep_best: int) -> list[Any]:
                     shutil.rmtree(path, ignore_errors=True)
             best = sorted((s for s in keep if s in losses), key=lambda s: (losses[s], s))[:keep_best]
             listing = [{"checkpoint": f"checkpoint-{s}", "eval_loss": losses[s]} for s in best]
-            (out_dir / "best_checkpoints.json").write_text(json.dumps(listing, indent=1) + "\n")
+            (out_dir / "best_checkpoints.json").write_text(dumps(listing, indent=1) + "\n")
 
     return [JsonlLog(), KeepBest()]
 
@@ -183,6 +156,7 @@ def train(
     config: TrainConfig | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     device: str = "auto",
     dtype: str = "auto",
     trust_remote_code: bool = False,
@@ -198,6 +172,7 @@ def train(
         tokenizer: needed when ``model`` is an object.
         config: hyper-parameters.
         resume: continue from the newest checkpoint in ``out_dir`` (a fresh start if none).
+        overwrite: remove a run ``out_dir`` holds (other settings, or no ``resume``), not refuse.
         device: as for scoring (``auto``: cuda when there is a GPU).
         dtype: the **compute** dtype (``auto``: bfloat16 on CUDA, float32 elsewhere). The
             weights and the optimizer state stay float32 (master weights) and the forward
@@ -233,6 +208,7 @@ def train(
         model = model.to(_torch_dtype(compute.weights))  # float32 master weights
     if tokenizer is None:
         raise ValueError("pass the tokenizer with a model object")
+    claim_run_folder(out_dir, train_settings(records, model, config, device, compute), resume, overwrite)
     train_recs, val_recs = split_validation(records, config.val_fraction, config.seed)
     peft_config = None
     if config.lora:
@@ -284,13 +260,12 @@ def train(
     last = get_last_checkpoint(str(out_dir)) if resume else None
     if resume and last is None:
         log.info("no checkpoint in %s: starting from the beginning", out_dir)
-    (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
+    if resume:
+        cut_log(out_dir, int(Path(last).name.split("-")[1]) if last else 0)
+    (out_dir / "train_config.json").write_text(dumps(asdict(config), indent=1) + "\n")
     trainer.train(resume_from_checkpoint=last)
-    best = (
-        json.loads((out_dir / "best_checkpoints.json").read_text())
-        if (out_dir / "best_checkpoints.json").exists()
-        else []
-    )
+    best_file = out_dir / "best_checkpoints.json"
+    best = json.loads(best_file.read_text()) if best_file.exists() else []
     return TrainResult(out_dir, [(b["checkpoint"], b["eval_loss"]) for b in best], trainer.state.global_step)
 
 

@@ -7,23 +7,48 @@ rows into records is ``eas.storage.inputs``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eas.records import InputError, RecordError
+from eas.storage.jsontext import dumps
 from eas.storage.parts import write_atomic
 
 log = logging.getLogger(__name__)
 
 INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".csv": "csv"}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+Rows = Iterator[tuple[int, "dict[str, Any] | RecordError"]]
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """Input rows that do not come from one plain file: an evaluator's output, a data set
+    (``eas.integrations``). Everything that reads an input path also takes one of these.
+
+    Attributes:
+        name: how messages and manifests name the input.
+        open_rows: a fresh pass over ``(row index, row or the reason it cannot be read)``
+            at each call (a run reads its input more than once), streamed.
+        fields: the field names known before reading (checked like a file's header), or None.
+    """
+
+    name: str
+    open_rows: Callable[[], Rows]
+    fields: frozenset[str] | None = None
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def file_format(path: Path, formats: dict[str, str], what: str) -> str:
@@ -33,28 +58,35 @@ def file_format(path: Path, formats: dict[str, str], what: str) -> str:
     return fmt
 
 
-def parse_json_line(raw: bytes | str, index: int) -> dict[str, Any] | RecordError:
-    """One non-blank JSONL line as an object, or the ``RecordError`` saying why not."""
+def parse_json_line(raw: bytes | str, index: int, line: int | None = None) -> dict[str, Any] | RecordError:
+    """One non-blank JSONL line as an object, or the ``RecordError`` saying why not.
+
+    ``index`` is the row index (the record's id when it has none); the reason names the
+    file's ``line`` number (1-based, blank lines counted) when given.
+    """
+    where = f"line {line}" if line is not None else "line"
     try:
         row = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except UnicodeDecodeError as exc:
-        return RecordError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})", index)
+        return RecordError(f"{where} is not valid UTF-8 ({exc.reason}, byte {exc.start})", index)
     except json.JSONDecodeError as exc:
-        return RecordError(f"line is not valid JSON ({exc.msg} at column {exc.colno})", index)
+        # json's own messages may end in "at" ("Unterminated string starting at"): one "at".
+        return RecordError(f"{where} is not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})", index)
     except RecursionError:
-        return RecordError("line is JSON nested too deeply to read", index)
+        return RecordError(f"{where} is JSON nested too deeply to read", index)
     if isinstance(row, dict):
         return row
-    return RecordError(f"line holds a JSON {type(row).__name__}, not an object", index)
+    return RecordError(f"{where} holds a JSON {type(row).__name__}, not an object", index)
 
 
 def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
     index = 0
     with path.open("rb") as f:
-        for raw in f:
+        for line, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
-            yield index, parse_json_line(raw, index)
+            # without its line break, an unterminated string is reported as such
+            yield index, parse_json_line(raw.rstrip(b"\r\n"), index, line)
             index += 1
 
 
@@ -68,11 +100,35 @@ def _rows_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordErro
             index += 1
 
 
+@contextlib.contextmanager
+def _csv_field_limit() -> Iterator[None]:
+    """csv's field size limit lifted (a response can exceed its 128 KiB) while the block
+    runs, then put back: the module-wide setting stays the caller's.
+
+    ``sys.maxsize`` overflows the C long of some platforms (64-bit Windows: 32 bits);
+    there the largest 32-bit limit is used.
+    """
+    previous = csv.field_size_limit()
+    try:
+        csv.field_size_limit(sys.maxsize)
+    except OverflowError:
+        csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
-    csv.field_size_limit(sys.maxsize)
     # Undecodable bytes become lone surrogates here; _text() turns them into a record error.
     with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
-        yield from enumerate(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        for index in itertools.count():
+            with _csv_field_limit():  # only around the read: the generator may wait between rows
+                row = next(reader, None)
+            if row is None:
+                return
+            yield index, row
 
 
 def iter_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
@@ -80,8 +136,10 @@ def iter_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | Reco
     return {"jsonl": _rows_jsonl, "parquet": _rows_parquet, "csv": _rows_csv}[fmt](path)
 
 
-def field_names(path: str | Path) -> set[str] | None:
+def field_names(path: str | Path | RowSource) -> set[str] | None:
     """Field names of an input file (None for a JSONL file without a readable object)."""
+    if isinstance(path, RowSource):
+        return None if path.fields is None else set(path.fields)
     path = Path(path)
     fmt = file_format(path, INPUT_FORMATS, "input")
     if not path.is_file():
@@ -115,12 +173,6 @@ def errors_path(out: str | Path) -> Path:
     return out.with_name(out.stem + ".errors.jsonl")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def check_output_path(path: str | Path) -> str:
     """The output format of ``path``; raises ``InputError`` for a bad extension or folder."""
     path = Path(path)
@@ -131,9 +183,10 @@ def check_output_path(path: str | Path) -> str:
 
 
 def jsonl_line(row: dict[str, Any]) -> str:
-    """One JSONL line; non-finite floats become null (JSON has no NaN), other values JSON
-    cannot hold (a Parquet timestamp or decimal carried from the input) their ``str``."""
-    return json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False, default=str) + "\n"
+    """One JSONL line; non-finite floats become null at any depth (JSON has no NaN,
+    ``eas.storage.jsontext``), other values JSON cannot hold (a Parquet timestamp or
+    decimal carried from the input) their ``str``."""
+    return dumps(row, ensure_ascii=False, default=str) + "\n"
 
 
 def write_jsonl(path: Path, make_batches: Callable[[], Iterator[list[dict[str, Any]]]]) -> None:
@@ -198,9 +251,9 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
 
         return pq.read_table(path).to_pylist()
     rows = []
-    for index, row in _rows_jsonl(path):
+    for _, row in _rows_jsonl(path):
         if isinstance(row, RecordError):
-            raise InputError(f"{path}: row {index}: {row.reason}")
+            raise InputError(f"{path}: {row.reason}")
         rows.append(row)
     return rows
 

@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from eas.config import AmortisedConfig
 from eas.maths.ridge import RidgeHead
 from eas.records import InputError
+from eas.storage.jsontext import dumps
 
 FORMAT = "eas-amortised-head/1"
 
@@ -57,11 +59,11 @@ def save_head(path: str | Path, head: RidgeHead, manifest: dict[str, Any]) -> st
         "alpha": np.array([head.alpha], dtype=np.float64),
     }
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"manifest": json.dumps(manifest, sort_keys=True)})
+    save_file(tensors, str(tmp), metadata={"manifest": dumps(manifest, sort_keys=True)})
     tmp.replace(path)
     side = manifest_beside(path)
     side_tmp = side.with_name(side.name + ".tmp")
-    side_tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    side_tmp.write_text(dumps(manifest, indent=1, sort_keys=True) + "\n")
     side_tmp.replace(side)
     return _sha256(path)
 
@@ -99,6 +101,35 @@ def check_head(head: HeadFile, model_fingerprint: str, metric: dict[str, Any]) -
     if diff:
         changed = ", ".join(f"{k}: {theirs.get(k)!r} (head) != {metric.get(k)!r}" for k in diff)
         raise InputError(f"this head was calibrated with other metric settings ({changed})")
+
+
+def head_quality_warning(manifest: dict[str, Any], min_spearman: float = AmortisedConfig.min_spearman) -> str | None:
+    """One line when a head's cross-validated Spearman(mean EAS) is below ``min_spearman``, else None.
+
+    The figure is the manifest's ``cv.spearman_mean_eas`` (``eas.maths.agreement``, on
+    held-out traces); a missing or non-finite one counts as below.
+
+    Example:
+        >>> head_quality_warning({"cv": {"spearman_mean_eas": 0.93}, "calibration": {"traces": 20}}) is None
+        True
+        >>> print(head_quality_warning({"cv": {"spearman_mean_eas": -0.02}, "calibration": {"traces": 8}}))
+        the amortised head does not rank its calibration traces: cross-validated Spearman(mean EAS) -0.02 < 0.5 on 8 traces; its predictions are not a usable ranking (calibrate on more traces of the pool's style: --calibrate-fraction, or exact scoring)
+    """
+    value = (manifest.get("cv") or {}).get("spearman_mean_eas")
+    try:
+        rho = float(value)
+    except (TypeError, ValueError):
+        rho = float("nan")
+    if np.isfinite(rho) and rho >= min_spearman:
+        return None
+    traces = (manifest.get("calibration") or {}).get("traces")
+    on = f" on {traces} traces" if traces is not None else ""
+    shown = f"{rho:.2f}" if np.isfinite(rho) else "n/a"
+    return (
+        f"the amortised head does not rank its calibration traces: cross-validated Spearman(mean EAS) {shown} "
+        f"< {min_spearman:g}{on}; its predictions are not a usable ranking (calibrate on more traces of the "
+        "pool's style: --calibrate-fraction, or exact scoring)"
+    )
 
 
 def _sha256(path: Path) -> str:

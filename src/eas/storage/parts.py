@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from eas.records import InputError
+from eas.storage.jsontext import dumps
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +183,11 @@ class PartStore:
         if not self._header_written:  # written with the first part: a run that dies before any has no say
             self.dir.mkdir(parents=True, exist_ok=True)
             header = {"settings_fp": self.settings_fp, "settings": self.settings}
-            write_atomic(self.dir / "manifest.json", [json.dumps(header) + "\n"])
+            write_atomic(self.dir / "manifest.json", [dumps(header) + "\n"])
             self._header_written = True
-        lines = [json.dumps({"keys": [list(k) for k in keys], "retry": retry}) + "\n"]
-        lines += [json.dumps({"row": r}, ensure_ascii=False, default=str) + "\n" for r in rows]
-        lines += [json.dumps({"error": e}, ensure_ascii=False) + "\n" for e in errors]
+        lines = [dumps({"keys": [list(k) for k in keys], "retry": retry}) + "\n"]
+        lines += [dumps({"row": r}, ensure_ascii=False, default=str) + "\n" for r in rows]
+        lines += [dumps({"error": e}, ensure_ascii=False) + "\n" for e in errors]
         write_atomic(self.dir / f"part-{index:09d}.jsonl", lines)
         if retry:
             self._retry.add(index)
@@ -229,13 +230,13 @@ class PartStore:
         if counts["errors"]:
             write_atomic(
                 errors_out,
-                (json.dumps(x, ensure_ascii=False) + "\n" for _, e in self.iter_parts(indices) for x in e),
+                (dumps(x, ensure_ascii=False) + "\n" for _, e in self.iter_parts(indices) for x in e),
             )
         else:  # no errors: no errors file (nor a stale one from an earlier run)
             errors_out.unlink(missing_ok=True)
         counts["retry_batches"] = len(self._retry)
         manifest = {"settings_fp": self.settings_fp, "settings": self.settings, **counts, **extra}
-        write_atomic(manifest_path(self.out), [json.dumps(manifest, indent=1, default=str) + "\n"])
+        write_atomic(manifest_path(self.out), [dumps(manifest, indent=1, default=str) + "\n"])
         if self._retry:
             log.warning(
                 "%d batches hold errors worth retrying; run the same command again to retry them", len(self._retry)
@@ -247,8 +248,8 @@ class PartStore:
 
 
 def _normalized(value: Any) -> Any:
-    """``value`` as JSON gives it back (tuples become lists), so a stored setting equals a live one."""
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
+    """``value`` as the manifest gives it back (tuples become lists, NaN null), so a stored setting equals a live one."""
+    return json.loads(dumps(value, sort_keys=True, default=str))
 
 
 def _flat(settings: Any, prefix: str = "") -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from eas.records import InputError
+from eas.storage.jsontext import dumps
 from eas.storage.parts import fingerprint, write_atomic
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def claim_folder(folder: Path, settings: dict[str, Any], results: Sequence[str],
         InputError: the folder holds results made with other (or unknown) settings.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    settings = json.loads(json.dumps(settings, default=str))  # as it reads back
+    settings = json.loads(dumps(settings, default=str))  # as it reads back
     stamp = folder / STAMP
     present = [name for name in results if (folder / name).exists()]
     previous = json.loads(stamp.read_text()) if stamp.exists() else None
@@ -82,4 +83,4 @@ def claim_folder(folder: Path, settings: dict[str, Any], results: Sequence[str],
         log.warning("removing %s (made with other settings)", folder / name)
         path = folder / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    write_atomic(stamp, [json.dumps({"fingerprint": fingerprint(settings), "settings": settings}, indent=1) + "\n"])
+    write_atomic(stamp, [dumps({"fingerprint": fingerprint(settings), "settings": settings}, indent=1) + "\n"])

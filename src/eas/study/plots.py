@@ -1,7 +1,8 @@
 """Figures of a study: data in, a matplotlib ``Figure`` out (Agg backend, never shown).
 
 1. ``trajectory_figure``: entropy trajectories H_1 .. H_{T-1} with the area (EAS) shaded
-   and the EAS in each panel's title (paper Fig. 1).
+   and the row's EAS in each panel's title (paper Fig. 1); strided rows at their probed
+   positions, amortised rows labelled predicted.
 2. ``scatter_grid_figure``: z-scored metric vs answer entropy per metric, with the
    least-squares line and Pearson r and p in each panel (Fig. 2).
 3. ``option_figure``: multiple-choice option probabilities along the trace, raw,
@@ -21,6 +22,7 @@ import numpy as np
 
 from eas.maths.correlation import finite_pairs, pearson
 from eas.maths.trajectories import cumulative, decayed_cumulative, mean_on_grid
+from eas.view.rows import RowCurve
 
 
 def _figure(rows: int, cols: int, width: float, height: float) -> tuple[Any, np.ndarray]:
@@ -39,23 +41,42 @@ def save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     return path
 
 
-def trajectory_figure(traces: Sequence[tuple[str, Sequence[float]]]) -> Any:
+def exact_curve(trajectory: Sequence[float]) -> RowCurve:
+    """The curve of ``H_1 .. H_{T-1}`` with every position probed; its EAS is their sum."""
+    h = [float(x) for x in trajectory]
+    return RowCurve("exact", tuple(range(1, len(h) + 1)), tuple(h), len(h), None, float(np.sum(h)))
+
+
+def trajectory_figure(traces: Sequence[tuple[str, RowCurve]]) -> Any:
     """One panel per trace: H_t against t with the area under it shaded.
 
+    The title's figure is the row's own EAS (``RowCurve.eas``): the stratified estimate
+    of a strided row, the prediction of an amortised one. A strided row's points sit at
+    their probed positions (markers, joined by a line; the other positions were not
+    probed), an amortised row's curve is dashed and labelled predicted.
+
     Args:
-        traces: ``(label, trajectory)`` pairs; the trajectory is H_1 .. H_{T-1} in bits.
+        traces: ``(label, curve)`` pairs (``eas.view.rows.row_curve`` of each row, or
+            ``exact_curve`` of a plain trajectory).
     """
     if not traces:
         raise ValueError("no trajectory to plot")
     fig, axes = _figure(1, len(traces), 5.0, 3.2)
-    for ax, (label, traj) in zip(axes[0], traces, strict=True):
-        h = np.asarray(traj, dtype=np.float64)
-        t = np.arange(1, h.size + 1)
-        ax.plot(t, h, color="C0", lw=1.5, marker="o" if h.size < 40 else None, ms=3)
-        ax.fill_between(t, 0, h, color="C0", alpha=0.25, step=None)
-        ax.set_title(f"{label}: EAS = {h.sum():.2f} bits ({h.size} probes)", fontsize=10)
-        ax.set_xlabel("probe position t (response tokens)")
-        ax.set_ylabel("H_t (bits)")
+    for ax, (label, curve) in zip(axes[0], traces, strict=True):
+        pairs = [(t, h) for t, h in zip(curve.t, curve.values, strict=True) if h is not None]
+        t = np.asarray([p[0] for p in pairs], dtype=np.float64)
+        h = np.asarray([p[1] for p in pairs], dtype=np.float64)
+        strided = curve.kind == "strided"
+        marker = "o" if strided or h.size < 40 else None
+        style = "--" if curve.kind == "amortised" else "-"
+        ax.plot(t, h, color="C0", lw=1.5, ls=style, marker=marker, ms=3)
+        ax.fill_between(t, 0, h, color="C0", alpha=0.25)
+        eas = "n/a" if curve.eas is None else f"{curve.eas:.2f}"
+        what = "predicted" if curve.kind == "amortised" else curve.describe()
+        ax.set_title(f"{label}: EAS = {eas} bits ({what})", fontsize=10)
+        ax.set_xlabel("position t (response tokens)")
+        ax.set_ylabel("predicted H_t (bits)" if curve.kind == "amortised" else "H_t (bits)")
+        ax.set_xlim(0.5, max(1, curve.positions) + 0.5)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     return fig
@@ -191,7 +212,7 @@ def draw_figures(table: Sequence[Mapping[str, Any]], out_dir: str | Path, alpha:
     )
     if traced:
         picks = [traced[0]] if len(traced) == 1 else [traced[0], traced[-1]]
-        traces = [(f"{r['id']} (H_ans={r['answer_entropy']:.2f})", r["trajectory"]) for r in picks]
+        traces = [(f"{r['id']} (H_ans={r['answer_entropy']:.2f})", exact_curve(r["trajectory"])) for r in picks]
         paths["trajectory"] = save(trajectory_figure(traces), out / "fig1_trajectory.png")
     metrics = {
         metric.label: [r.get(m) for r in table]

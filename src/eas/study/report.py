@@ -1,9 +1,11 @@
 """The study's report: ``report.md`` and a self-contained ``report.html``.
 
 Everything that comes from the model or the dataset (questions, answers, sampled text,
-ids, the model name) is escaped: HTML-escaped with quotes in the HTML report, and in the
-markdown report ``<``, ``>`` and ``&`` are escaped (viewers render inline HTML) and table
-pipes too. Figures are embedded in the HTML as base64 PNG data URIs, so the file stands
+ids, the model name, the labels) is escaped: HTML-escaped with quotes in the HTML report;
+in the markdown report ``<``, ``>`` and ``&`` become entities (viewers render inline HTML)
+and the punctuation of links, images, emphasis, code, math and table pipes is
+backslash-escaped in every cell (``eas.study.tables.md_escape``), so a model's
+``![x](http://host/p.png)`` stays text instead of becoming a remote image. Figures are embedded in the HTML as base64 PNG data URIs, so the file stands
 alone. With ``traces`` (the study's ``traces.html``, ``eas.view.page``) both reports
 link to it, and the ids of the most and least uncertain questions open their own trace.
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from eas.maths.metrics import metric_label
-from eas.study.tables import ci_text, detail_table, markdown_table
+from eas.storage.jsontext import dumps
+from eas.study.tables import ci_text, detail_table, markdown_table, md_escape
 from eas.view.trace import trace_anchor
 
 N_EXTREMES = 5
@@ -49,11 +51,12 @@ def esc(text: Any) -> str:
 
 
 def md_cell(text: Any, limit: int = 160) -> str:
-    """A value made safe for one markdown table cell: one line, escaped, pipes escaped."""
+    """A value made safe for one markdown table cell: one line, shortened to ``limit``
+    characters, markdown and HTML escaped (``eas.study.tables.md_escape``)."""
     s = " ".join(str(text).split())
     if len(s) > limit:
         s = s[: limit - 1] + "…"
-    return html.escape(s, quote=False).replace("|", "\\|")
+    return md_escape(s)
 
 
 def _num(v: Any, digits: int = 2) -> str:
@@ -88,7 +91,7 @@ def _summary(table: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 
 def _settings_lines(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [(k, v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in settings.items()]
+    return [(k, v if isinstance(v, str) else dumps(v, default=str)) for k, v in settings.items()]
 
 
 def render_markdown(
@@ -108,9 +111,9 @@ def render_markdown(
     out += ["", "## Correlations", ""]
     for ref in ("answer_entropy", "correctness_entropy"):
         if any(r["reference"] == ref for r in correlations):
-            out += [md_safe_table(markdown_table(list(correlations), ref)), ""]
+            out += [markdown_table(list(correlations), ref), ""]
     out += ["All columns (AUROC and PRR: the metric predicting a wrong sample-0 answer):", ""]
-    out += [md_safe_table(detail_table(list(correlations))), "", "## Figures", ""]
+    out += [detail_table(list(correlations)), "", "## Figures", ""]
     for name, path in figures.items():
         out += [f"### {FIGURE_TITLES.get(name, name)}", "", f"![{esc(name)}]({Path(path).name})", ""]
     most, least = extremes(table)
@@ -125,11 +128,6 @@ def render_markdown(
             )
         out.append("")
     return "\n".join(out)
-
-
-def md_safe_table(text: str) -> str:
-    """Escape HTML in a markdown table we built (labels may come from the user)."""
-    return html.escape(text, quote=False)
 
 
 def _cell(c: Any) -> str:

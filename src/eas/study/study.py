@@ -17,20 +17,20 @@ logged and written to ``settings.json`` (``questions_without_scores``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eas.answers import AnswerMatcher
-from eas.config import EASConfig, SamplingConfig
+from eas.answers import AnswerMatcher, check_extract_modes
+from eas.config import EASConfig, SamplingConfig, setting
 from eas.records import Record
 from eas.sampling.questions import FewShot, Question
 from eas.sampling.sample import grade_samples, sample_questions
 from eas.storage.files import write_rows
+from eas.storage.jsontext import dumps
 from eas.study.tables import (
     REFERENCES,
     correlation_rows,
@@ -48,44 +48,43 @@ TRACES_PAGE = "traces.html"  # every question token by token (eas view), linked 
 class StudyConfig:
     """Settings of a study (the CLI builds it; defaults here).
 
-    Attributes:
-        sampling: how the N answers are sampled.
-        eas: the metric's settings (trigger, answer prefix, ...). The study always scores
-            the raw rendered prompt (the chat template is applied when building it) and
-            keeps trajectories (not under a probe stride > 1: then EAS is estimated and
-            the trajectory and option figures are left out).
-        extract: answer extraction modes, tried in order.
-        score_samples: k; the metrics of a question are the mean over k of its samples.
-        first_boxed: score the first k samples that have a boxed final answer (default);
-            off: the first k samples, so a question whose sample 0 has no boxed answer
-            drops out (the paper's "sample 0").
-        alpha: decay exponent of Fig. 3.
-        verify_timeout_s: time limit of each math-verify parse/comparison.
-        bootstrap_resamples: resamples of the bootstrap CI of r.
-        label: name of this model/dataset in the correlation table.
-        online: measure every sample's EAS while sampling it (``eas.sampling.online``;
-            probing one position in ``eas.probe_stride``), instead of a second scoring
-            pass over the chosen samples; the values are the same (docs/online.md).
+    ``eas``: the study always scores the raw rendered prompt (the chat template is applied
+    when building it) and keeps trajectories (not under a probe stride > 1: then EAS is
+    estimated and the trajectory and option figures are left out).
     """
 
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    eas: EASConfig = field(default_factory=EASConfig)
-    extract: tuple[str, ...] = ("boxed",)
-    score_samples: int = 1
-    first_boxed: bool = True
-    alpha: float = 0.5
-    verify_timeout_s: int = 5
-    bootstrap_resamples: int = 2000
-    label: str = "study"
-    online: bool = False
+    sampling: SamplingConfig = setting(help="how the N answers are sampled", factory=SamplingConfig)
+    eas: EASConfig = setting(help="the metric's settings (trigger, answer prefix, ...)", factory=EASConfig)
+    extract: tuple[str, ...] = setting(
+        ("boxed",),
+        "answer extraction, modes tried in order, comma-separated: boxed (last \\boxed{...}), last-number, "
+        "choice (last option letter)",
+    )
+    score_samples: int = setting(
+        1, "K: average the metrics over the first K samples that have a boxed answer", metavar="K"
+    )
+    first_boxed: bool = setting(
+        True,
+        "score the first K samples that have a boxed final answer (off: the first K, whatever they hold)",
+        flag="--sample0",
+        flag_help="score the first K samples whatever they hold, as the paper (a question whose sample 0 has no "
+        "boxed answer then drops out); default: the first K with a boxed answer",
+    )
+    alpha: float = setting(0.5, "decay exponent of Fig. 3's decayed cumulative probability")
+    verify_timeout_s: int = setting(5, "seconds per math-verify parse or comparison", flag="--verify-timeout")
+    label: str = setting("study", "name of this model/dataset in the correlation table")
+    online: bool = setting(
+        False,
+        "measure every sample's EAS while sampling it (eas.sampling.online; probing one position in "
+        "eas.probe_stride) instead of a second scoring pass over the chosen samples; the same values (docs/online.md)",
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.score_samples <= self.sampling.n:
             raise ValueError(f"score_samples must be in 1..n ({self.sampling.n})")
         if self.alpha < 0:
             raise ValueError("alpha must be >= 0")
-        if not self.extract:
-            raise ValueError("at least one extraction mode is needed")
+        check_extract_modes(self.extract)
 
 
 def score_samples(
@@ -212,16 +211,12 @@ def run_study(
     dropped = sum(1 for r in table if not r["scored_samples"])
     log.info("%d of %d questions have no scored sample and drop out of the correlations", dropped, len(table))
     write_rows(table, out / "per_question.jsonl")
-    corr = [
-        row
-        for ref in REFERENCES
-        for row in correlation_rows(table, ref, config.label, config.bootstrap_resamples, config.sampling.seed)
-    ]
+    corr = [row for ref in REFERENCES for row in correlation_rows(table, ref, config.label)]
     write_correlations_csv(corr, out / "correlations.csv")
     stage("drawing figures and writing the report")
     figures = draw_figures(table, out, config.alpha)
     settings = {
-        "model": backend.describe() if hasattr(backend, "describe") else {},
+        "model": backend.describe(),
         "dataset": dataset,
         "questions": len(questions),
         "sampling": asdict(config.sampling),
@@ -237,7 +232,7 @@ def run_study(
         "alpha": config.alpha,
         "wall_time_s": round(time.monotonic() - started, 1),
     }
-    (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    (out / "settings.json").write_text(dumps(settings, indent=2, default=str) + "\n")
     model = settings["model"].get("model") if isinstance(settings["model"], dict) else None
     traces = out / TRACES_PAGE
     traces.write_text(study_page(table, config.label, None if model is None else str(model)), encoding="utf-8")

@@ -9,6 +9,7 @@ as CSV and markdown.
 from __future__ import annotations
 
 import csv
+import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +34,6 @@ CORRELATION_COLUMNS = (
     "pearson_p",
     "ci_low",
     "ci_high",
-    "ci_dropped",
     "ci_note",
     "spearman_rho",
     "spearman_p",
@@ -137,8 +137,6 @@ def correlation_rows(
     table: Sequence[dict[str, Any]],
     reference: str = "answer_entropy",
     label: str = "study",
-    n_resamples: int = 2000,
-    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """For every metric of ``METRICS`` present in the table: r, p, CI, rho, AUROC, PRR, n.
 
@@ -156,7 +154,7 @@ def correlation_rows(
         values = [r.get(metric) for r in table]
         if all(v is None for v in values):
             continue
-        c = correlate(values, ref, n_resamples=n_resamples, seed=seed)
+        c = correlate(values, ref)
         sign = METRICS[metric].sign
         unc = [None if v is None else sign * float(v) for v in values]
         quality = [None if w is None else 1.0 - w for w in wrong]
@@ -177,6 +175,22 @@ def write_correlations_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> 
     return path
 
 
+# Characters that start inline markdown (code, emphasis, links and images, strike-through,
+# GitHub's math, a table's cell border): each is written backslash-escaped.
+_MD_PUNCTUATION = frozenset("\\`*_[]()!~$|")
+
+
+def md_escape(text: Any) -> str:
+    r"""``text`` as literal markdown: HTML's ``<>&`` as entities (viewers render inline HTML)
+    and the punctuation of links, images, emphasis, code, math and table pipes escaped.
+
+    Example:
+        >>> print(md_escape("![x](http://host/p.png) <b>|</b>"))
+        \!\[x\]\(http://host/p.png\) &lt;b&gt;\|&lt;/b&gt;
+    """
+    return "".join("\\" + c if c in _MD_PUNCTUATION else c for c in html.escape(str(text), quote=False))
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
@@ -184,11 +198,10 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def ci_text(r: dict[str, Any]) -> str:
-    """``[low, high]``, with the degenerate resamples dropped, or ``n/a (reason)``."""
+    """``[low, high]`` (the Fisher-z interval of r), or ``n/a (reason)``."""
     if r.get("ci_note"):
         return f"n/a ({r['ci_note']})"
-    text = f"[{_fmt(r['ci_low'], 2)}, {_fmt(r['ci_high'], 2)}]"
-    return text + (f" ({r['ci_dropped']} degenerate resamples dropped)" if r.get("ci_dropped") else "")
+    return f"[{_fmt(r['ci_low'], 2)}, {_fmt(r['ci_high'], 2)}]"
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], reference: str = "answer_entropy") -> str:
@@ -197,9 +210,9 @@ def markdown_table(rows: Sequence[dict[str, Any]], reference: str = "answer_entr
     labels = list(dict.fromkeys(r["label"] for r in rows))
     cell = {(r["label"], r["metric"]): r for r in rows}
     lines = [
-        f"Pearson r with {reference.replace('_', ' ')} [95 % bootstrap CI] (n questions)",
+        f"Pearson r with {reference.replace('_', ' ')} [95 % CI, Fisher z] (n questions)",
         "",
-        "| metric | " + " | ".join(labels) + " |",
+        "| metric | " + " | ".join(md_escape(lab) for lab in labels) + " |",
         "|---|" + "---|" * len(labels),
     ]
     for metric, m in METRICS.items():
@@ -209,7 +222,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], reference: str = "answer_entr
         for lab in labels:
             r = cell.get((lab, metric))
             cells.append("-" if r is None else f"{_fmt(r['pearson_r'])} {ci_text(r)} (n={r['n']})")
-        lines.append(f"| {m.label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_escape(m.label)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -219,16 +232,14 @@ def detail_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
-            f"| {r['label']} | {r['reference']} | {metric_label(r['metric'])} | {r['n']} | "
+            f"| {md_escape(r['label'])} | {md_escape(r['reference'])} | {md_escape(metric_label(r['metric']))} | {r['n']} | "
             f"{_fmt(r['pearson_r'])} | {r['pearson_p']:.1e} | {ci_text(r)} | "
             f"{_fmt(r['spearman_rho'])} | {_fmt(r['auroc'])} | {_fmt(r['prr'])} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def correlate_files(
-    files: Sequence[str | Path], labels: Sequence[str], reference: str, out: Path, n_resamples: int, seed: int
-) -> str:
+def correlate_files(files: Sequence[str | Path], labels: Sequence[str], reference: str, out: Path) -> str:
     """``eas correlate``: the correlation rows of several per-question tables, one label each,
     written to ``out`` (created) as correlations.csv and correlations.md; returns the markdown.
 
@@ -244,7 +255,7 @@ def correlate_files(
         missing = [c for c in (reference, "id") if not any(c in r for r in table)]
         if missing:
             raise InputError(f"{path}: no column {', '.join(missing)} (is it a per_question.jsonl?)")
-        rows += correlation_rows(table, reference, label, n_resamples, seed)
+        rows += correlation_rows(table, reference, label)
     out.mkdir(parents=True, exist_ok=True)
     write_correlations_csv(rows, out / "correlations.csv")
     text = markdown_table(rows, reference) + "\n" + detail_table(rows)

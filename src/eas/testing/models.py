@@ -70,3 +70,31 @@ def make_tiny_gemma(
         for p in model.parameters():
             p.normal_(0, 0.3)
     return model.eval()
+
+
+def make_tiny_gemma_multimodal(text_model: Any) -> Any:
+    """A ``Gemma3ForConditionalGeneration`` (what a multimodal ``gemma3`` checkpoint loads as)
+    whose language model carries ``text_model``'s weights (a ``make_tiny_gemma`` model with
+    ``softcap=None``, as Gemma 3 has), beside a one-layer vision tower that text never uses.
+    """
+    import torch
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, SiglipVisionConfig
+
+    vision = SiglipVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14
+    )
+    vocab = text_model.config.vocab_size
+    config = Gemma3Config(
+        text_config=text_model.config.to_dict(),
+        vision_config=vision.to_dict(),
+        mm_tokens_per_image=4,
+        image_token_index=vocab - 1,
+        boi_token_index=vocab - 2,
+        eoi_token_index=vocab - 3,
+    )
+    config._attn_implementation = text_model.config._attn_implementation
+    torch.manual_seed(0)
+    model = Gemma3ForConditionalGeneration(config)
+    model.model.language_model.load_state_dict(text_model.model.state_dict())
+    model.lm_head.weight = model.model.language_model.embed_tokens.weight  # tied, as in Gemma 3
+    return model.eval()

@@ -51,6 +51,9 @@ def _trace_data(tr: Trace) -> dict[str, Any]:
     options = None
     if isinstance(probs, Mapping):
         options = {str(k): [_round(finite(p)) for p in v] for k, v in probs.items() if isinstance(v, Sequence)}
+    curve = tr.curve
+    if options and curve is not None and curve.kind == "strided":  # one value per probe run: spread like H
+        options = {k: _spread(v, curve.t, curve.positions) for k, v in options.items()}
     return {
         "tok": tr.tokens,
         "tail": tr.tail,
@@ -58,7 +61,18 @@ def _trace_data(tr: Trace) -> dict[str, Any]:
         "T": tr.answer_end,
         "ans": list(tr.answer_tokens) if tr.answer_tokens else None,
         "opt": options,
+        "kind": curve.kind if curve else "exact",
+        # strided: the probed positions t (1-based); the other positions were not probed
+        "probed": list(curve.t) if curve and curve.kind == "strided" else None,
+        "what": curve.describe() if curve else None,
     }
+
+
+def _spread(values: Sequence[Any], ts: Sequence[int], positions: int) -> list[Any]:
+    out: list[Any] = [None] * positions
+    for t, v in zip(ts, values, strict=False):
+        out[t - 1] = v
+    return out
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -71,10 +85,23 @@ def _notes(tr: Trace) -> list[str]:
     notes = []
     if r.get("score_error"):
         notes.append(f"sample 0 was not scored: {r['score_error']}")
+    elif r.get("token_spans") is None and r.get("scored_samples") == 0:
+        notes.append("no sample of this question has a boxed answer, so none was scored: sample 0's text is shown")
     elif r.get("token_spans") is None:
-        notes.append("no token_spans in this row (scored by an older eas?): the text is not cut into tokens")
+        notes.append(
+            "no token_spans in this row (scored without --trajectory or under --probe-stride, or by an older eas): "
+            "the text is not cut into tokens"
+        )
     if not tr.entropies and not r.get("score_error"):
         notes.append("no trajectory in this row: score with --trajectory")
+    curve = tr.curve
+    if curve is not None and curve.kind == "strided":
+        notes.append(
+            f"probe stride {curve.stride}: H_t was measured at {curve.probed} of the {curve.positions} positions "
+            "(the rest are marked not probed); EAS is the stratified estimate, eas_se its standard error"
+        )
+    elif curve is not None and curve.kind == "amortised":
+        notes.append("amortised: every H_t, and EAS, is predicted by a head from one forward pass; no probe was run")
     k = r.get("scored_samples")
     if isinstance(k, int) and k > 1:
         notes.append(f"EAS, mean EAS and final entropy: the mean over {k} scored samples; text and curve: sample 0")
@@ -84,8 +111,15 @@ def _notes(tr: Trace) -> list[str]:
 def _header(tr: Trace, model: str | None) -> str:
     r = tr.row
     cells: list[tuple[str, str]] = [("model", str(r.get("model") or model or "n/a"))]
-    cells += [("EAS", _fmt(r.get("eas"), 2) + " bits"), ("mean EAS", _fmt(r.get("mean_eas")) + " bits")]
-    cells.append(("final entropy H_{T-1}", _fmt(r.get("final_entropy")) + " bits"))
+    kind = tr.curve.kind if tr.curve else "exact"
+    eas = _fmt(r.get("eas"), 2)
+    if kind == "strided" and finite(r.get("eas_se")) is not None:
+        eas += f" ± {_fmt(r.get('eas_se'), 2)}"
+    label = {"strided": " (estimate)", "amortised": " (predicted)"}.get(kind, "")
+    cells += [("EAS" + label, eas + " bits"), ("mean EAS" + label, _fmt(r.get("mean_eas")) + " bits")]
+    cells.append(("final entropy H_{T-1}" + label, _fmt(r.get("final_entropy")) + " bits"))
+    if tr.curve is not None and kind != "exact":
+        cells.append(("H_t", tr.curve.describe()))
     cells.append(("answer", "n/a" if tr.model_answer is None else str(tr.model_answer)))
     if r.get("answer") is not None:
         cells.append(("truth", str(r["answer"])))
@@ -116,20 +150,25 @@ def _section(tr: Trace, model: str | None) -> str:
 
 
 def _spark(tr: Trace, hmax: float) -> str:
-    """A small server-side SVG of the trajectory (list layout): at most SPARK_POINTS points."""
-    h = [x or 0.0 for x in tr.entropies]
-    if not h:
+    """A small server-side SVG of the trajectory (list layout): at most SPARK_POINTS points,
+    each the maximum of its column; positions without a value (not probed) are skipped."""
+    n = len(tr.entropies)
+    cols: dict[int, float] = {}
+    for k, h in enumerate(tr.entropies):
+        if h is not None:
+            c = k * SPARK_POINTS // max(1, n)
+            cols[c] = max(h, cols.get(c, h))
+    if not cols:
         return ""
-    step = max(1, -(-len(h) // SPARK_POINTS))
-    pts = [max(h[i : i + step]) for i in range(0, len(h), step)]
-    n = max(1, len(pts) - 1)
-    coords = " ".join(f"{i * 120 / n:.1f},{20 - 20 * p / hmax:.1f}" for i, p in enumerate(pts))
+    last = max(1, min(n, SPARK_POINTS) - 1)
+    coords = " ".join(f"{c * 120 / last:.1f},{20 - 20 * h / hmax:.1f}" for c, h in sorted(cols.items()))
     return f'<svg class="spark" viewBox="0 0 120 20" preserveAspectRatio="none"><polyline points="{coords}"/></svg>'
 
 
 def _list_item(tr: Trace, rank: int, model: str | None, hmax: float) -> str:
     r = tr.row
-    bits = [f"#{rank}", str(r.get("id", tr.index)), f"EAS {_fmt(r.get('eas'), 1)}"]
+    kind = {"strided": " (est.)", "amortised": " (pred.)"}.get(tr.curve.kind if tr.curve else "exact", "")
+    bits = [f"#{rank}", str(r.get("id", tr.index)), f"EAS{kind} {_fmt(r.get('eas'), 1)}"]
     bits.append(f"mean {_fmt(r.get('mean_eas'), 3)}")
     if r.get("answer_entropy") is not None:
         bits.append(f"H_ans {_fmt(r['answer_entropy'], 2)}")
@@ -154,13 +193,15 @@ def _css() -> str:
     return _asset("view.css") + bins + gradient
 
 
-def _legend(vmax: float, source: str) -> str:
+def _legend(vmax: float, source: str, strided: bool) -> str:
     ticks = "".join(f"<span>{vmax * f:.2f}</span>" for f in (0, 0.5, 1))
     return (
         '<div class="legend"><span class="lab">H_t, forced-answer entropy after token t (bits):</span>'
         f'<span class="scale"><span class="grad"></span><span class="ticks">{ticks}</span></span>'
         f'<span class="lab">values above {vmax:.2f} ({source}) get the darkest colour;</span>'
-        '<span class="sw nh">no H</span><span class="sw xT">x_T</span><span class="sw ans">boxed answer</span></div>'
+        '<span class="sw nh">no H</span>'
+        + ('<span class="sw np">not probed</span>' if strided else "")
+        + '<span class="sw xT">x_T</span><span class="sw ans">boxed answer</span></div>'
     )
 
 
@@ -219,12 +260,13 @@ def render(
         body = f'<p class="hint">{len(traces)} traces, sorted by EAS (highest first); open one to see its tokens.</p>{body}'
     else:
         body = f'<div class="panels n{len(traces)}">' + "".join(_section(tr, model) for tr in traces) + "</div>"
+    strided = any(tr.curve is not None and tr.curve.kind == "strided" for tr in traces)
     meta = {"vmax": scale, "hmax": hmax, "bins": COLOR_BINS, "layout": layout, "n": len(traces)}
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{_css()}</style></head>\n"
-        f'<body class="{layout}"><h1>{html.escape(title)}</h1>{_legend(scale, source)}{body}'
+        f'<body class="{layout}"><h1>{html.escape(title)}</h1>{_legend(scale, source, strided)}{body}'
         '<div id="eas-tip" role="tooltip" hidden></div><div id="eas-state" hidden></div>'
         f'<script type="application/json" id="eas-meta">{script_json(meta)}</script>'
         f"<script>{_asset('view.js')}</script></body></html>\n"

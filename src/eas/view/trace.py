@@ -5,7 +5,10 @@ Which token gets which entropy (docs/method.md section 1): probe ``t`` sees the 
 With 0-based ``token_spans``, ``H_t`` (``trajectory[t-1]``) shades token index ``t-1``,
 for t = 1 .. T-1. Token ``x_T`` (index ``T-1``, the last token of the final answer) and
 every later token have no ``H``: they are drawn unshaded, ``x_T`` outlined, and the
-tokens that overlap the content of the last ``\\boxed{...}`` underlined.
+tokens that overlap the content of the last ``\\boxed{...}`` underlined. A strided row
+(``--probe-stride k``) has ``H_t`` only at its probed positions ``trajectory_t``: the other
+tokens are drawn as not probed; an amortised row's ``H_t`` are predictions
+(``eas.view.rows``).
 
 Cutting the text: ``token_spans[i] = [start, end)`` are the character offsets of token
 ``i`` in the response (the tokenizer's offset mapping, written by ``eas score
@@ -23,7 +26,6 @@ as ``\\u003c`` etc.; the page's script inserts token text with ``textContent`` o
 from __future__ import annotations
 
 import bisect
-import json
 import math
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -31,10 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from eas.answers import last_boxed_span
+from eas.storage.jsontext import dumps
+from eas.view.rows import RowCurve, ViewError, row_curve
 
-
-class ViewError(ValueError):
-    """A row the page cannot show truthfully (e.g. token spans outside the response)."""
+__all__ = ["Trace", "ViewError", "finite", "percentile", "prepare", "script_json", "token_texts", "trace_anchor"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,12 @@ class Trace:
         row: the row itself (header figures come from it).
         tokens: the response cut into one string per token (see the module docstring).
         tail: response text after the last token (unshaded).
-        entropies: ``H_1 .. H_{T-1}`` in bits; ``None`` where not finite.
+        entropies: ``H_1 .. H_{T-1}`` in bits; ``None`` where not finite or not probed.
         answer_end: T, the 1-based index of ``x_T``; ``None`` when unknown.
         answer_tokens: 0-based ``[first, stop)`` tokens overlapping the boxed answer.
         model_answer: the row's final answer (``model_answer``, else the boxed content).
+        curve: what the entropies are (``eas.view.rows.RowCurve``: exact, strided with
+            the probed positions, or amortised predictions); ``None`` without a trajectory.
     """
 
     index: int
@@ -60,6 +64,7 @@ class Trace:
     answer_end: int | None
     answer_tokens: tuple[int, int] | None
     model_answer: str | None
+    curve: RowCurve | None = None
 
 
 def finite(x: Any) -> float | None:
@@ -137,8 +142,8 @@ def prepare(row: Mapping[str, Any], index: int = 0) -> Trace:
     rid = row.get("id", index)
     response = row.get("response")
     response = response if isinstance(response, str) else ""
-    raw = row.get("trajectory") or []
-    entropies = [finite(h) for h in raw]
+    curve = row_curve(row) if row.get("trajectory") else None
+    entropies = curve.dense() if curve else []
     spans = row.get("token_spans")
     try:
         tokens, tail = token_texts(response, spans) if spans is not None else ([], response)
@@ -147,16 +152,14 @@ def prepare(row: Mapping[str, Any], index: int = 0) -> Trace:
     end = row.get("answer_end_token")
     if isinstance(end, int) and not isinstance(end, bool):
         answer_end: int | None = end
-        if raw and end != len(entropies) + 1:
-            raise ViewError(f"row {rid!r}: answer_end_token {end} but {len(entropies)} trajectory values")
     else:
-        answer_end = len(entropies) + 1 if raw else None
+        answer_end = len(entropies) + 1 if curve else None
     if spans is not None and answer_end is not None and answer_end > len(tokens):
         raise ViewError(f"row {rid!r}: x_T is token {answer_end} but token_spans has {len(tokens)} tokens")
     box = boxed_span(response)
     answer_tokens = _answer_tokens(tokens, box) if box and tokens else None
     model_answer = row.get("model_answer", response[box[0] : box[1]] if box else None)
-    return Trace(index, row, tokens, tail, entropies, answer_end, answer_tokens, model_answer)
+    return Trace(index, row, tokens, tail, entropies, answer_end, answer_tokens, model_answer, curve)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -177,7 +180,7 @@ def script_json(data: Any) -> str:
         >>> script_json({"t": "</script>"})
         '{"t":"\\\\u003c/script\\\\u003e"}'
     """
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = dumps(data, ensure_ascii=False, separators=(",", ":"))
     for c, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(c, code)
     return text

@@ -24,6 +24,13 @@
     return e;
   }
 
+  // A strided row (--probe-stride) has H only at its probed positions d.probed.
+  function notProbed(d, t) {
+    if (!d.probed) return false;
+    if (!d._probed) d._probed = new Set(d.probed);
+    return !d._probed.has(t);
+  }
+
   function buildText(v) {
     const d = v.d;
     const frag = document.createDocumentFragment();
@@ -42,7 +49,7 @@
       size++;
       const s = document.createElement("span");
       s.textContent = d.tok[k];
-      let cls = k < d.H.length ? (d.H[k] === null ? "na" : "c" + bin(d.H[k])) : "nh";
+      let cls = k < d.H.length ? (d.H[k] === null ? (notProbed(d, k + 1) ? "np" : "na") : "c" + bin(d.H[k])) : "nh";
       if (d.T !== null && k === d.T - 1) cls += " xT";
       if (d.ans && k >= d.ans[0] && k < d.ans[1]) cls += " ans";
       s.className = cls;
@@ -111,12 +118,18 @@
       run = [];
     };
     for (const p of pts) {
-      if (p[1] === null) flush();
-      else run.push(p);
+      if (p[1] !== null) run.push(p);
+      else if (!d.probed) flush(); // a strided row joins its probed points across the positions not probed
     }
     flush();
     el("path", { class: "area", d: area }, svg);
     el("path", { class: "line", d: line }, svg);
+    if (d.probed && d.probed.length <= pw / 3) {
+      for (const t of d.probed) {
+        const h = d.H[t - 1];
+        if (h !== null) el("circle", { class: "probe", r: 2, cx: v.x(t).toFixed(1), cy: v.y(h).toFixed(1) }, svg);
+      }
+    }
     if (d.T) el("line", { class: "xt", x1: v.x(d.T), y1: M.t, x2: v.x(d.T), y2: M.t + ph }, svg);
     v.vl = el("line", { class: "vl", x1: 0, y1: M.t, x2: 0, y2: M.t + ph, visibility: "hidden" }, svg);
     v.mk = el("circle", { class: "mk", r: 3.5, cx: 0, cy: 0, visibility: "hidden" }, svg);
@@ -160,10 +173,11 @@
     const h = k < v.d.H.length ? v.d.H[k] : undefined;
     const lines = ["t = " + t];
     if (h === undefined) lines.push(v.d.T && t === v.d.T ? "x_T: last token of the final answer, no probe" : "no probe (after x_T)");
-    else lines.push("H_" + t + " = " + fmt(h) + " bits");
+    else if (h === null && notProbed(v.d, t)) lines.push("not probed (" + v.d.what + ")");
+    else lines.push("H_" + t + " = " + fmt(h) + " bits" + (v.d.kind === "amortised" ? " (predicted)" : ""));
     const tok = s ? s.textContent : "";
     lines.push("token " + JSON.stringify(tok));
-    if (v.d.opt && h !== undefined) {
+    if (v.d.opt && h !== undefined && !(h === null && notProbed(v.d, t))) {
       lines.push(Object.keys(v.d.opt).map((o) => o + " " + fmt(v.d.opt[o][k])).join("  "));
     }
     if (v.mk) {

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import EncodedRecord, PositionFeatures
+from eas.backends.hf.composite import text_config
 
 __all__ = ["PositionFeatures", "check_layers", "default_layers", "model_fingerprint", "n_layers", "position_features"]
 
@@ -37,7 +38,7 @@ _RUNTIME_KEYS |= {"output_hidden_states", "output_attentions", "return_dict", "u
 
 def n_layers(model: Any) -> int:
     """The number of transformer blocks of ``model``."""
-    config = getattr(model.config, "text_config", None) or model.config
+    config = text_config(model.config)
     return int(config.num_hidden_layers)
 
 

@@ -62,9 +62,9 @@ def generate_samples(
     out: list[list[str]] = []
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from eas.progress import open_bar
 
-        bar = tqdm(total=len(prompts) * config.n, unit="sample", desc="sampling", dynamic_ncols=True)
+        bar = open_bar(len(prompts) * config.n, unit="sample", desc="sampling")
     try:
         for b, start in enumerate(range(0, len(prompts), per_batch), start=first_batch):
             group = list(prompts[start : start + per_batch])

@@ -19,9 +19,15 @@ against the dynamic threshold: 4 MiB (the default here): 130 / 244 MiB, 1.18x; 8
 is changed).
 
 ``fix_mmap_threshold`` fixes the threshold (``mallopt(M_MMAP_THRESHOLD, ...)``, which
-also turns the dynamic rise off) for the whole process, once. It does nothing where libc
-is not glibc, where the user set ``MALLOC_MMAP_THRESHOLD_`` themselves, or where
-``EAS_KEEP_MALLOC=1`` asks to leave malloc alone.
+also turns the dynamic rise off) once. glibc cannot turn the dynamic rise back on, so
+the change cannot be undone after scoring: it is made only in a process that exists to
+score, which says so with ``claim_for_scoring()`` (the CLI's scoring commands, a Ray
+scoring actor, the benchmarks); ``HFBackend`` on a CPU then calls ``fix_for_scoring``.
+A library caller's process (a notebook, a training script, ``eas experiment``, which
+trains after it scores) is left alone unless it calls ``fix_mmap_threshold`` itself.
+Nothing is changed where libc is not glibc, where the user set the threshold
+themselves (``MALLOC_MMAP_THRESHOLD_``, or ``glibc.malloc.mmap_threshold`` in
+``GLIBC_TUNABLES``), or where ``EAS_KEEP_MALLOC=1`` asks to leave malloc alone.
 """
 
 from __future__ import annotations
@@ -37,15 +43,42 @@ M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 THRESHOLD_BYTES = 4 << 20
 
 _applied: bool | None = None
+_scoring_process = False
+
+
+def claim_for_scoring() -> None:
+    """Declare this process a scoring process: ``HFBackend`` on a CPU may then fix the threshold."""
+    global _scoring_process
+    _scoring_process = True
+
+
+def fix_for_scoring() -> bool:
+    """``fix_mmap_threshold()`` in a process that ``claim_for_scoring`` claimed; False elsewhere."""
+    return _scoring_process and fix_mmap_threshold()
+
+
+def user_threshold() -> str | None:
+    """How the user set glibc's mmap threshold for this process, if they did."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return "MALLOC_MMAP_THRESHOLD_"
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if any(t.split("=", 1)[0].strip() == "glibc.malloc.mmap_threshold" for t in tunables.split(":")):
+        return "GLIBC_TUNABLES=glibc.malloc.mmap_threshold"
+    return None
 
 
 def fix_mmap_threshold(threshold: int = THRESHOLD_BYTES) -> bool:
-    """Fix glibc's mmap threshold at ``threshold`` bytes; True when it is (now or before) in force."""
+    """Fix glibc's mmap threshold at ``threshold`` bytes for the rest of the process; True
+    when it is (now or before) in force. Only for a process that exists to score (see the
+    module docstring)."""
     global _applied
     if _applied is not None:
         return _applied
     _applied = False
-    if os.environ.get("EAS_KEEP_MALLOC") == "1" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    if os.environ.get("EAS_KEEP_MALLOC") == "1":
+        return False
+    if user_threshold():
+        log.debug("glibc mmap threshold left as the user set it (%s)", user_threshold())
         return False
     name = ctypes.util.find_library("c")
     if not name:

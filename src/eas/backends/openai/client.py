@@ -39,6 +39,11 @@ class ServerError(RuntimeError):
         self.status = status
         self.server_message = server_message
 
+    @property
+    def retryable(self) -> bool:
+        """Another run may pass: no answer, a transient status, or answers without usable log-probs (200)."""
+        return self.status is None or self.status == 200 or self.status in RETRY_STATUS
+
 
 def require_httpx() -> Any:
     try:

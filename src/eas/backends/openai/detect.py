@@ -3,8 +3,13 @@
 ``detect_profile`` sends the first probe of a run a few ways and keeps the best that
 works, in this order:
 
-1. ``/completions`` with a token-id prompt (vLLM, SGLang, llama.cpp ``llama-server``);
-   if refused with a status, the decoded text (llama-cpp-python 0.3 takes text only);
+1. ``/completions`` with a token-id prompt (vLLM, SGLang, llama.cpp ``llama-server``),
+   sent with the retry policy of every request, so a transient fault (a 503 "Loading
+   model", a timeout) is waited out rather than taken for an answer; only a definite
+   refusal of the token ids (a status other than the transient ones, whose message names
+   the prompt: llama-cpp-python 0.3's validation error, TGI's or Ollama's "prompt ...
+   expected a string") selects the decoded text, and the refusal is logged and recorded
+   in the profile (``text_reason``);
 2. a refusal that names the server's largest ``logprobs`` (vLLM's ``max_logprobs``,
    20 by default: "... greater than max allowed: 20") lowers K to that cap, with a
    warning, and the request is sent again; a refusal about ``logprobs`` without a cap
@@ -54,6 +59,7 @@ class ServerProfile:
         shape: the answer shape (``legacy``, ``content``, ``sglang``).
         keyed_by: ``id`` or ``text`` (text keys merge ids with the same text).
         token_id_keys: vLLM's ``return_tokens_as_token_ids`` is sent.
+        text_reason: with text prompts, the server's refusal of token ids that chose them.
     """
 
     prompt_mode: PromptMode
@@ -64,6 +70,7 @@ class ServerProfile:
     shape: Shape
     keyed_by: Literal["id", "text"]
     token_id_keys: bool = False
+    text_reason: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +128,26 @@ def fetch_top(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _first_answer(client: ServerClient, path: str, payload: dict[str, Any], ids: bool) -> TopLogprobs:
+    """The first probe, answered. With token ids every attempt is read before any retry:
+    an answer about the request (a refusal of token ids, a logprobs cap, a bad key) ends
+    the attempts at once, a fault (no answer, a transient status) is retried with the
+    policy of every request (``--max-retries``, backoff)."""
+    if not ids:
+        return fetch_top(client, "completions", path, payload)[0]
+    retries = client.server.max_retries
+    for attempt in range(retries + 1):
+        try:
+            return fetch_top(client, "completions", path, payload, http_retries=0)[0]
+        except ServerError as exc:
+            if not exc.retryable or refuses_token_ids(exc) or attempt == retries:
+                raise
+            client.count("retries")
+            log.info("the first probe failed (%s); retry %d before choosing a prompt form", exc, attempt + 1)
+            client.backoff(attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _try(client: ServerClient, route: Route, path: str, payload: dict[str, Any]) -> TopLogprobs | None:
     """One attempt at another route; None if the server refuses it or answers otherwise."""
     try:
@@ -131,13 +158,33 @@ def _try(client: ServerClient, route: Route, path: str, payload: dict[str, Any])
         return None
 
 
+# Statuses that say "not now" rather than "not this request" (a server loading its model,
+# overloaded, or a gateway timing out): never read as a refusal of token-id prompts.
+TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 502, 503, 504})
+
+
+def refuses_token_ids(exc: ServerError) -> bool:
+    """Whether a failed token-id probe is a definite refusal of token ids: a status that is
+    not transient, with a message that names the prompt.
+
+    Example:
+        >>> refuses_token_ids(ServerError("x", 500, "1 validation error: prompt: Input should be a valid string"))
+        True
+        >>> refuses_token_ids(ServerError("x", 503, "Loading model")), refuses_token_ids(ServerError("x", 401, "bad key"))
+        (False, False)
+    """
+    if exc.status is None or exc.status == 200 or exc.status in TRANSIENT_STATUS:
+        return False
+    return "prompt" in (exc.server_message or str(exc)).lower()
+
+
 def detect_profile(client: ServerClient, model: str, ids: list[int], text: str, top_k: int) -> ServerProfile:
     """Probe the server with the first probe of a run (``ids``, or ``text`` decoded); see the module doc."""
-    k, cap, mode = top_k, None, "ids"
+    k, cap, mode, reason = top_k, None, "ids", None
     for _ in range(4):
         path, payload = probe_request("completions", model, ids if mode == "ids" else text, k)
         try:
-            top, _ = fetch_top(client, "completions", path, payload, http_retries=0 if mode == "ids" else None)
+            top = _first_answer(client, path, payload, ids=mode == "ids")
             break
         except ServerError as exc:
             if exc.status in (None, 200):
@@ -150,13 +197,13 @@ def detect_profile(client: ServerClient, model: str, ids: list[int], text: str, 
                 continue
             if "logprob" in message.lower():
                 raise ServerError(f"the server refuses logprobs={k}: {message}; pass a smaller --top-k") from None
-            if mode == "text":
-                raise
-            mode = "text"
+            if mode == "text" or not refuses_token_ids(exc):
+                raise  # a fault or a refusal that is not about the prompt's form: text would not help
+            mode, reason = "text", f"HTTP {exc.status}: {message[:200]}"
             log.warning(
-                "the server does not accept token-id prompts (%s); sending decoded text, which the server "
+                "the server refuses token-id prompts (%s); sending decoded text, which the server "
                 "may tokenize differently from the model's tokenizer",
-                message[:120],
+                reason,
             )
     else:
         raise ServerError("could not agree with the server on a probe request (see the warnings above)")
@@ -177,6 +224,6 @@ def detect_profile(client: ServerClient, model: str, ids: list[int], text: str, 
             "the server keys its log-probs by token text: tokens with the same text merge, so the top-K "
             "entropy may be lower than it is (the bound stays valid)"
         )
-    profile = ServerProfile(mode, route, k, cap, len(top.values), top.shape, top.keyed_by, token_id_keys)
+    profile = ServerProfile(mode, route, k, cap, len(top.values), top.shape, top.keyed_by, token_id_keys, reason)
     log.info("server profile: %s", profile.describe())
     return profile

@@ -33,6 +33,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from eas.storage.jsontext import dumps
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "eas-manifest.json"
@@ -133,7 +135,7 @@ def _build(gguf: Path, digest: str, target: Path) -> None:
         dequantize(gguf, tmp)
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         manifest = {"gguf_sha256": digest, "source": str(gguf), "version": CACHE_VERSION, "files": files}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        (tmp / MANIFEST).write_text(dumps(manifest, indent=1))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -28,9 +28,9 @@ import numpy as np
 from eas.backends.base import Backend, EncodedRecord, FeatureBackend, PositionFeatures
 from eas.config import EASConfig
 from eas.maths.metrics import record_figures
-from eas.scoring.batches import RESULT_COLUMNS, encode_batch
+from eas.scoring.batches import RESULT_COLUMNS, encode_batch, finite_or_error
 from eas.scoring.estimators.base import Batch, Estimator, Result
-from eas.storage.heads import HeadFile, check_head
+from eas.storage.heads import HeadFile, check_head, head_quality_warning
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,14 @@ def predicted_row(enc: EncodedRecord, feats: PositionFeatures, head: HeadFile, c
     row[EAS_METHOD] = "amortised"
     if config.trajectory:
         row["trajectory"] = [float(x) for x in h]
+        row["token_spans"] = [list(span) for span in enc.response_offsets]  # for eas view, as exact rows
     return row
+
+
+def head_warnings(head: HeadFile | None) -> list[str]:
+    """The head's quality warning (``eas.storage.heads.head_quality_warning``), as a list."""
+    warning = None if head is None else head_quality_warning(head.manifest)
+    return [warning] if warning else []
 
 
 def predict_batch(batch: Batch, backend: Backend, head: HeadFile, config: EASConfig) -> list[Result]:
@@ -79,7 +86,10 @@ def predict_batch(batch: Batch, backend: Backend, head: HeadFile, config: EASCon
     items = encode_batch(batch, backend, config)
     encoded = [e for e in items if isinstance(e, EncodedRecord)]
     feats = iter(backend.features(encoded, head.layers) if encoded else [])
-    return [predicted_row(e, next(feats), head, config) if isinstance(e, EncodedRecord) else e for e in items]
+    return [
+        finite_or_error(predicted_row(e, next(feats), head, config)) if isinstance(e, EncodedRecord) else e
+        for e in items
+    ]
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,9 @@ class Amortised(Estimator):
 
     def label(self) -> str:
         return f"amortised (head {self.head.sha256})"
+
+    def warnings(self) -> list[str]:
+        return head_warnings(self.head)
 
     def check(self, backend: Backend) -> None:
         if not isinstance(backend, FeatureBackend):

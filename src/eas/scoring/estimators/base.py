@@ -69,6 +69,11 @@ class Estimator(ABC):
         """A few words for people: how the figures were obtained."""
         return str(self.settings().get("method"))
 
+    def warnings(self) -> list[str]:
+        """What a person must know about the figures this (ready) estimator gives, one line
+        each (e.g. a head that does not rank); the run logs them and keeps them in its manifest."""
+        return []
+
     def check(self, backend: Backend) -> None:  # noqa: B027 - most estimators take any backend
         """Refuse (``InputError`` / ``ValueError``) a loaded backend this estimator cannot use."""
 

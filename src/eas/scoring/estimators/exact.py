@@ -13,7 +13,7 @@ from typing import Any
 
 from eas.backends.base import Backend, EncodedRecord
 from eas.config import EASConfig
-from eas.scoring.batches import ScoreError, encode_batch, measure, result_row
+from eas.scoring.batches import ScoreError, encode_batch, finite_or_error, measure, result_row
 from eas.scoring.estimators.base import Batch, Estimator, Result
 
 
@@ -43,7 +43,7 @@ class Exact(Estimator):
         for item in out:
             if isinstance(item, EncodedRecord):
                 m = next(measured)
-                results.append(m if isinstance(m, ScoreError) else result_row(item, m, self.config))
+                results.append(m if isinstance(m, ScoreError) else finite_or_error(result_row(item, m, self.config)))
             else:
                 results.append(item)
         return results
