@@ -240,13 +240,7 @@ MIN_CALIBRATION = 8  # AmortisedConfig.min_calibration, named in calibrate_fract
 @dataclass(frozen=True)
 class MonitorConfig:
     """Monitored sampling: EAS while the model writes, and early exit on it (docs/online.md).
-
-    The trigger, the probe seed, ``end`` and the tracked tokens come from ``EASConfig``.
-    ``probe_every`` k > 1 probes one seeded position per block of k, the same for every
-    row of a sampler batch (so the other steps carry no probe), plus the last block's
-    position and T-1 once T is known: the stratified estimate and ``eas_se`` of
-    ``--probe-stride k`` (``eas.maths.stratified``).
-    """
+    The trigger, the probe seed, ``end`` and the tracked tokens come from ``EASConfig``."""
 
     probe_every: int = setting(
         1,
@@ -266,9 +260,7 @@ class MonitorConfig:
         "text forced before the trigger on a stop (default: \\n</think>\\n\\n when the chat template uses "
         "</think>, else nothing)",
     )
-    trajectory: bool = setting(
-        False, "also keep each sample's curve and token spans (implies --monitor; `eas view` shows them)"
-    )
+    trajectory: bool = setting(False, "also keep each sample's curve and token spans (implies --monitor)")
 
     def __post_init__(self) -> None:
         if isinstance(self.probe_every, bool) or not isinstance(self.probe_every, int) or self.probe_every < 1:
