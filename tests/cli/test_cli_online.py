@@ -65,7 +65,7 @@ def test_sample_stop_rule_and_probe_every(tmp_path, tiny_dir):
     [
         (["--stop", "nope"], "unknown stop rule 'nope'"),
         (["--stop", "eat:beta=2"], "bad setting 'beta=2'"),
-        (["--probe-every", "0"], "probe_every must be an integer >= 1"),
+        (["--probe-every", "0"], "--probe-every must be an integer >= 1"),
         (["--monitor", "--backend", "openai"], "use --backend hf"),
     ],
 )

@@ -1,7 +1,8 @@
 """Options of monitored sampling (online EAS, early exit) for ``eas sample`` and ``eas study``.
 
-Defaults come from ``MonitorConfig`` and ``EASConfig`` (``eas.config``); the handlers of
-``eas.cli.study`` call ``monitor_from_args`` and pass the result on.
+Built from ``MonitorConfig`` and ``EASConfig`` (``eas.cli.options``: each default exists
+once, in the dataclass); the handlers of ``eas.cli.study`` call ``monitor_from_args`` and
+pass the result on.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ import argparse
 from typing import Any
 
 from eas.cli import options
-from eas.cli.common import UsageError
+from eas.cli.errors import UsageError
 from eas.config import EASConfig, MonitorConfig
 
-RULES_HELP = (
-    "stop rule, NAME[:k=v,...]: plateau (h, w, min_tokens, mean), eat (alpha, delta, m), confidence (p, min_tokens), "
-    "budget (n); e.g. eat:delta=1e-4 (implies --monitor; docs/online.md)"
-)
+MONITOR_FIELDS = ("probe_every", "stop", "answer_tokens", "trajectory")
 
 
 def add_monitor_args(p: argparse.ArgumentParser) -> None:
@@ -29,23 +27,10 @@ def add_monitor_args(p: argparse.ArgumentParser) -> None:
         help="probe after every generated token and write each sample's EAS and the figures of `eas score` "
         "(same samples as without it; no second scoring pass)",
     )
+    options.add_fields(g, MonitorConfig, MONITOR_FIELDS)
     options.add_fields(
-        g,
-        MonitorConfig,
-        ("stop", "probe_every", "answer_tokens"),
-        helps={
-            "stop": RULES_HELP,
-            "probe_every": "K: probe one seeded position per block of K (and T-1): eas is the stratified estimate "
-            "with eas_se, as --probe-stride K (implies --monitor; 1: every token)",
-            "answer_tokens": "after a stop: the budget of the forced answer, decoded greedily",
-        },
+        g, EASConfig, ("trigger", "end", "probe_seed"), helps={"probe_seed": "seed of --probe-every's positions"}
     )
-    g.add_argument(
-        "--trajectory",
-        action="store_true",
-        help="also write each sample's curve and token spans (implies --monitor; `eas view` shows them)",
-    )
-    options.add_fields(g, EASConfig, ("trigger", "end", "probe_seed"))
 
 
 def monitoring(args: argparse.Namespace) -> bool:
@@ -59,20 +44,15 @@ def monitor_from_args(args: argparse.Namespace) -> tuple[EASConfig, MonitorConfi
         return None
     if getattr(args, "backend", "hf") != "hf":
         raise UsageError("--monitor/--stop/--probe-every/--trajectory probe inside the decoding loop: use --backend hf")
-    try:
-        monitor = MonitorConfig(
-            probe_every=args.probe_every,
-            stop=args.stop,
-            answer_tokens=args.answer_tokens,
-            trajectory=args.trajectory,
-        )
-        eas = EASConfig(trigger=args.trigger, end=args.end, probe_seed=args.probe_seed, probe_stride=args.probe_every)
-        if monitor.stop:
-            from eas.sampling.rules import parse_rule
+    monitor = options.build(MonitorConfig, args)
+    eas = options.build(EASConfig, args, probe_stride=monitor.probe_every)
+    if monitor.stop:
+        from eas.sampling.rules import parse_rule
 
+        try:
             parse_rule(monitor.stop)
-    except ValueError as exc:
-        raise UsageError(options.flagged(str(exc), args, MonitorConfig)) from None
+        except ValueError as exc:
+            raise UsageError(f"--stop: {exc}") from None
     return eas, monitor
 
 

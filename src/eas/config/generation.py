@@ -36,27 +36,27 @@ class SamplingConfig:
 @dataclass(frozen=True)
 class MonitorConfig:
     """Monitored sampling: EAS while the model writes, and early exit on it (docs/online.md).
+    The trigger, the probe seed, ``end`` and the tracked tokens come from ``EASConfig``."""
 
-    The trigger, the probe seed, ``end`` and the tracked tokens come from ``EASConfig``.
-
-    Attributes:
-        probe_every: k; 1 probes after every generated token (exact online EAS). k > 1
-            probes one seeded position per block of k (the same position for every row
-            of a sampler batch, so the other steps carry no probe), plus T-1 and the last
-            block's position once T is known: the stratified estimate and ``eas_se`` of
-            ``--probe-stride k`` (``eas.maths.stratified``).
-        stop: a stop rule ``NAME[:k=v,...]`` (``eas.sampling.rules``), or None to only watch.
-        answer_tokens: on a stop, the budget of the greedily decoded forced answer.
-        end_of_thinking: text forced before the trigger on a stop; None: ``\\n</think>\\n\\n``
-            when the chat template uses ``</think>``, else nothing.
-        trajectory: keep each sample's curve (``trajectory``, ``token_spans``) in its row.
-    """
-
-    probe_every: int = 1
-    stop: str | None = None
-    answer_tokens: int = 32
-    end_of_thinking: str | None = None
-    trajectory: bool = False
+    probe_every: int = setting(
+        1,
+        "probe one seeded position per block of K tokens (and T-1): eas is then the stratified estimate with its "
+        "eas_se, as with --probe-stride K (implies --monitor; 1: every token, exact)",
+        metavar="K",
+    )
+    stop: str | None = setting(
+        None,
+        "stop rule, NAME[:k=v,...]: plateau (h, w, min_tokens, mean), eat (alpha, delta, m), confidence (p, "
+        "min_tokens), budget (n); e.g. eat:delta=1e-4; on a stop the answer is forced (implies --monitor)",
+        metavar="RULE",
+    )
+    answer_tokens: int = setting(32, "after a stop: the budget of the forced answer, decoded greedily")
+    end_of_thinking: str | None = setting(
+        None,
+        "text forced before the trigger on a stop (default: \\n</think>\\n\\n when the chat template uses "
+        "</think>, else nothing)",
+    )
+    trajectory: bool = setting(False, "also keep each sample's curve and token spans (implies --monitor)")
 
     def __post_init__(self) -> None:
         if isinstance(self.probe_every, bool) or not isinstance(self.probe_every, int) or self.probe_every < 1:
