@@ -14,13 +14,25 @@ def _load(name):
     return module
 
 
-def test_gpu_eas_runs_tiny_on_cpu(capsys):
-    results = _load("gpu_eas").main(["--tiny", "--lengths", "80", "--naive-sample", "4"])
-    (r,) = results
-    assert r["probes"] == 80 - 64 - 1
-    assert all(r[k] > 0 for k in ("plain_s", "packed_s", "naive_est_s"))
-    assert math.isfinite(r["mean_h"]) and 0 < r["mean_h"] <= math.log2(1024) + 1e-3
-    assert "packed/plain=" in capsys.readouterr().out
+def test_gpu_eas_smoke_runs_on_cpu(capsys):
+    """Every figure the GPU run prints, from tiny models on a CPU (values not checked beyond sanity)."""
+    results = _load("gpu_eas").main(["--smoke", "--naive-sample", "4", "--pool-traces", "2"])
+    assert [(r["model"], r["length"]) for r in results["lengths"]] == [
+        ("qwen2-1.5b", 80),
+        ("qwen2-1.5b", 112),
+        ("qwen2-7b", 80),
+    ]
+    for r in results["lengths"]:
+        assert r["probes"] == r["length"] - 64 - 1 and r["attention"] == "sdpa"  # auto on a CPU
+        assert all(r[k] > 0 for k in ("plain_s", "packed_s", "stride8_s", "naive_est_s", "sdpa_s", "flex_s"))
+        assert math.isfinite(r["mean_h"]) and 0 < r["mean_h"] <= math.log2(1024) + 1e-3
+        assert r["max_diff_bits"] < 1e-3
+    for pool in results["pools"].values():
+        assert pool["traces"] == 2 and pool["default_per_hour"] > 0 and pool["round2_per_hour"] > 0
+    out = capsys.readouterr().out
+    for figure in (" plain=", "packed/plain=", "naive/packed=", "stride8/packed=", "peak_mem=", "flex_vs_sdpa="):
+        assert out.count(figure) == 3, figure
+    assert out.count("traces/h") == 4 and "(goal >= 3)" in out
 
 
 def test_bench_backends_traces_are_scorable(tokenizer):
@@ -64,3 +76,17 @@ def test_amortised_pools_are_scorable_and_varied(tokenizer):
         encs = [encode_record(tokenizer, Record(r["id"], r["prompt"], r["response"]), EASConfig()) for r in rows]
         probes = [e.n_probes for e in encs]
         assert low <= min(probes) and max(probes) <= high and max(probes) > 3 * min(probes)
+
+
+def test_bench_online_runs_small(capsys, embedded_dir):
+    r = _load("bench_online").main(["--questions", "1", "--n", "2", "--max-new-tokens", "6"])
+    assert r["every"] > 0 and r["every4"] > 0 and r["online_over_posthoc"] > 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("online: every=")
+
+
+def test_online_agreement_runs_small(capsys, embedded_dir):
+    (r,) = _load("online_agreement").main(
+        ["--questions", "1", "--n", "2", "--max-new-tokens", "8", "--dtypes", "float32"]
+    )
+    assert r["samples"] == 2 and r["positions"] >= 2 and r["max"] < 1e-3  # float32: online == packed
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("agreement: float32_max=")

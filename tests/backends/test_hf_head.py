@@ -66,3 +66,45 @@ def test_nan_hidden_row_gives_nan_entropy_only_there(tokenizer):
     st = Float32Head(model, block_bytes=2 * 4 * len(tokenizer)).stats(hidden, torch.arange(6))
     assert np.isnan(st.entropies[3]) and np.isnan(st.logprobs[3])
     assert np.isfinite(np.delete(st.entropies, 3)).all()
+
+
+def test_bf16_products_within_0005_bits_of_the_float32_head(embedded_model, tokenizer):
+    """A bfloat16 model: bf16 x bf16 products summed in float32 (the tensor cores' arithmetic,
+    emulated on a CPU) against the float32 head: every probe of a tiny model's scoring run,
+    and the embedded model's distributions over real text."""
+    from helpers import backend
+    from test_hf_backend import RECORDS, _score
+
+    tiny = copy_to_bf16(make_tiny_llama(len(tokenizer), seed=3))
+    ref = _score(backend(tiny, tokenizer, head="float32"))
+    fast = backend(tiny, tokenizer, head="bf16")
+    assert fast.describe()["head"] == "bf16" and fast.head.workspace_bytes < Float32Head(tiny).workspace_bytes
+    for r, n in zip(_score(fast), ref, strict=True):
+        assert np.abs(np.subtract(r["trajectory"], n["trajectory"])).max() <= 0.005
+        assert r["ppl"] == pytest.approx(n["ppl"], rel=1e-4)
+
+    model = copy_to_bf16(embedded_model)
+    text = " ".join(r.prompt + " " + r.response for r in RECORDS)
+    ids = torch.tensor([tokenizer(text)["input_ids"]])
+    with torch.inference_mode():
+        h = model.model(input_ids=ids).last_hidden_state[0]  # (n, d) bfloat16
+        exact = entropy_bits_from_logits(Float32Head(model).logits(h))
+        ours = entropy_bits_from_logits(Float32Head(model, products="bf16").logits(h))
+        rounded = entropy_bits_from_logits(torch.nn.functional.linear(h, model.lm_head.weight).float())
+    # Rounding the logits to bf16 instead (a plain bf16 matmul) would not pass: the bound can fail.
+    assert (exact - ours).abs().max() <= 0.005 < (exact - rounded).abs().max()
+
+
+def test_head_products_choice(tiny_model):
+    from eas.backends.hf.head import resolve_products
+
+    assert resolve_products("auto", tiny_model) == "float32"  # float32 weights on a CPU
+    assert resolve_products("auto", copy_to_bf16(tiny_model)) == "float32"  # bf16, but not on CUDA
+    with pytest.raises(ValueError, match="bfloat16 model"):
+        Float32Head(tiny_model, products="bf16")
+
+
+def copy_to_bf16(model):
+    import copy
+
+    return copy.deepcopy(model).to(torch.bfloat16)

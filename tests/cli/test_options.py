@@ -21,6 +21,9 @@ CLI_ONLY = {
     ("eas score", "--engine"): "local",  # the Ray engine is asked for; RayOptions has no 'local'
     ("eas demo", "--out"): "demo_out",
     ("eas correlate", "--out"): ".",
+    # eas.integrations.cli resolves --layout auto from the input's column names itself
+    ("eas score", "--layout"): "auto",
+    ("eas select", "--layout"): "auto",
 }
 TRIVIAL = (None, False, argparse.SUPPRESS)
 

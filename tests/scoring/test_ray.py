@@ -142,6 +142,7 @@ def test_cli_engine_ray_bad_model_is_reported(ray_local, tmp_path, capsys):
     from eas.cli import main
 
     src = write_jsonl(tmp_path / "in.jsonl", ROWS[:1])
+    (tmp_path / "no-model").mkdir()  # a folder passes the fail-fast name check; loading it fails in the actor
     args = ["-q", "score", str(src), "--model", str(tmp_path / "no-model"), "--engine", "ray", "--workers", "1"]
     assert main([*args, "--out", str(tmp_path / "o.jsonl")]) == 2
     # Ray Data logs the actor's traceback itself; our last line is a one-line message.

@@ -24,8 +24,6 @@ from eas.config import EngineConfig, ServerConfig
 from eas.records import InputError
 from eas.storage.parts import fingerprint
 
-# The attention kernel ``load_model`` asks transformers for (the packed probes need a 4-D mask).
-ATTENTION = "sdpa"
 # The keys of ``describe()`` that decide the numbers (what a resumed run must match).
 IDENTITY_KEYS = ("backend", "model", "device", "dtype", "attention", "tokenizer", "base_url", "top_k")
 
@@ -80,7 +78,10 @@ class BackendSpec:
         """What this spec resolves to on this machine, without loading the model.
 
         hf: model, device kind, dtype and attention kernel (``auto`` resolved: bfloat16 on
-        a GPU, float32 on a CPU). openai: model, tokenizer, server URL and top-K.
+        a GPU, float32 on a CPU; flex attention on CUDA where torch has it, sdpa elsewhere,
+        ``eas.backends.hf.flex.resolve_attention``). openai: model, tokenizer, server URL
+        and top-K. (A model that cannot take flex runs sdpa under ``auto``: its backend's
+        ``describe()`` says so; this resolution does not read the model.)
         """
         from eas.backends.load import default_tokenizer, resolve_device, resolve_dtype
 
@@ -89,10 +90,15 @@ class BackendSpec:
             tokenizer = self.tokenizer or default_tokenizer(self.model)
             return {"backend": "openai", "model": self.model, "tokenizer": tokenizer, "base_url": server.base_url,
                     "top_k": server.top_k}  # fmt: skip
+        from eas.backends.hf.flex import resolve_attention
+
         device = resolve_device(self.device)
         dtype = str(resolve_dtype(self.dtype, device)).removeprefix("torch.")
+        engine = self.engine or EngineConfig()
+        # the packed method's kernel (the naive one runs the model's own masks, on SDPA)
+        attention = resolve_attention(engine.attention if engine.method == "packed" else "sdpa", device_kind(device))
         return {"backend": "hf", "model": self.model, "device": device_kind(device), "dtype": dtype,
-                "attention": ATTENTION}  # fmt: skip
+                "attention": attention}  # fmt: skip
 
     def fingerprint(self) -> str:
         """A short hash of ``resolved()``."""

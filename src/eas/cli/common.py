@@ -56,7 +56,7 @@ def add_backend_args(p: argparse.ArgumentParser, ray: bool = True) -> None:
     )
     if not ray:
         return
-    from eas.scoring.ray import RayOptions
+    from eas.scoring.ray import CPU_WORKERS, RayOptions
 
     g = p.add_argument_group("scale-out engine")
     g.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: score on a Ray cluster")
@@ -67,9 +67,9 @@ def add_backend_args(p: argparse.ArgumentParser, ray: bool = True) -> None:
         flags={"address": "--ray-address"},
         dests={"address": "ray_address"},
         helps={
-            "workers": "ray: scoring actors, one model each",
+            "workers": f"ray: scoring actors, one model each (default: one per GPU of the cluster, else {CPU_WORKERS})",
             "address": "ray: cluster address, e.g. ray://head:10001 (default: a local Ray instance)",
-            "gpus_per_worker": "ray: GPUs per actor",
+            "gpus_per_worker": "ray: GPUs per actor (default: 1 on a cluster with GPUs, else 0)",
         },
     )
 

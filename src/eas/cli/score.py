@@ -28,6 +28,7 @@ from eas.cli.common import (
     fields_from_args,
 )
 from eas.config import AmortisedConfig, EASConfig, EngineConfig
+from eas.integrations.cli import add_source_args, open_source
 
 log = logging.getLogger("eas")
 
@@ -44,8 +45,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "that the input (ids and content) and the resolved settings (dtype, device, attention, metric) are the "
         "same, and scores only records appended to the input since.",
     )
-    p.add_argument("input", help="records: .jsonl, .parquet or .csv")
-    p.add_argument("--out", required=True, help="results: .jsonl or .parquet")
+    p.add_argument("input", help="records: .jsonl, .parquet or .csv; a Hugging Face data set; see --from")
+    p.add_argument("--out", required=True, help="results: .jsonl or .parquet; DIR/ writes a Hugging Face data set")
+    add_source_args(p)
     add_model_args(p)
     add_backend_args(p)
     add_field_args(p)
@@ -65,7 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "go straight to eas select and eas train (a result column wins over an input field of the same name)",
     )
     g = p.add_argument_group("engine")
-    options.add_fields(g, EngineConfig, ("method", "chunk_size", "batch_tokens"))
+    options.add_fields(g, EngineConfig, ("method", "chunk_size", "batch_tokens", "attention"))
     g = p.add_argument_group("long runs")
     g.add_argument(
         "--overwrite",
@@ -123,9 +125,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     from eas.scoring.ray import EngineError, RayOptions
     from eas.scoring.runs import RunOptions, score_file
 
+    io = open_source(args, "scored")
     config = eas_config_from_args(args)
     engine = options.build(EngineConfig, args)
     ray = options.build(RayOptions, args) if args.engine == "ray" else None
+    args.batch_tokens = _batch_tokens(args, engine, ray)
     run = RunOptions(
         fields=fields_from_args(args),
         id_given=args.id_field is not None,
@@ -144,7 +148,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     state = "already complete: " if summary.already_complete else ""
     log.info("%sscored %d records -> %s", state, summary.rows, args.out)
+    text = io.finish()  # the data set of --out DIR/; the AUROC summary of --from
     print_summary(args.out, summary)
+    if text:
+        print(text)
     if summary.errors:
         return EXIT_SKIPPED
     return EXIT_OK
@@ -167,3 +174,16 @@ def print_summary(out: str, run: Any) -> None:
     files = [str(out), *([str(errors_path(out))] if run.errors else []), str(manifest_path(Path(out)))]
     lines.append("files: " + ", ".join(files))
     print("\n".join(lines))
+
+
+def _batch_tokens(args: argparse.Namespace, engine: EngineConfig, ray: Any) -> int:
+    """``--batch-tokens``, or its default for where the model will run (a GPU takes more)."""
+    if args.batch_tokens is not None or args.backend != "hf":
+        return engine.batch_tokens_for(on_gpu=False)
+    if ray is not None:
+        from eas.scoring.ray import cluster_placement
+
+        return engine.batch_tokens_for(on_gpu=bool(cluster_placement(ray).gpus_per_worker))
+    from eas.backends.load import resolve_device
+
+    return engine.batch_tokens_for(on_gpu=resolve_device(args.device).startswith("cuda"))

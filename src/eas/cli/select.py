@@ -22,6 +22,7 @@ from eas.cli.common import (
     sampling_from_args,
 )
 from eas.config import EVALUATION_SAMPLING, EASConfig, ModelOptions, TrainConfig
+from eas.integrations.cli import add_source_args, open_source
 
 log = logging.getLogger("eas")
 
@@ -66,12 +67,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "selection_rank, and OUT.manifest.json.",
         epilog=SELECT_EXAMPLES,
     )
-    p.add_argument("input", help="the pool: .jsonl, .parquet or .csv")
+    p.add_argument("input", help="the pool: .jsonl, .parquet or .csv; a Hugging Face data set (docs/integrations/)")
     p.add_argument("--strategy", required=True, choices=STRATEGIES)
     p.add_argument("--budget", type=int, required=True, help="B, the number of records to keep")
     options.add_fields(p, SelectRequest, ("seed",), helps={"seed": "seed of the random strategy"})
     p.add_argument("--scores", default=None, help="an `eas score` output for the pool (reused, joined by id)")
-    p.add_argument("--out", required=True, help="the chosen rows: .jsonl or .parquet")
+    p.add_argument(
+        "--out", required=True, help="the chosen rows: .jsonl or .parquet; DIR/ writes a Hugging Face data set"
+    )
     options.add_fields(p, EASConfig, ("use_chat_template",))
     g = p.add_argument_group("eas (scored with --model)")
     add_stride_args(g)
@@ -86,6 +89,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_sampling_args(g, EVALUATION_SAMPLING)
     add_model_args(p)
     add_field_args(p)
+    add_source_args(p, correctness=False)
     p.set_defaults(func=cmd_select)
 
     t = sub.add_parser(
@@ -120,6 +124,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     from eas.selection.select_file import SelectRequest, select_file
     from eas.storage.files import check_output_path
 
+    io = open_source(args, "selected")
     check_output_path(args.out)
     if args.budget < 1:
         raise UsageError("--budget must be >= 1")
@@ -154,6 +159,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         )
 
     manifest = select_file(args.input, args.out, request, backend, pass_rates)
+    io.finish(summary=False)
     log.info(
         "%s: chose %d of %d (%d eligible) -> %s",
         args.strategy,

@@ -26,6 +26,7 @@ from eas.cli.common import (
     load_model_backend,
     sampling_from_args,
 )
+from eas.cli.online import add_monitor_args, add_online_study_arg, check_online_backend, monitor_from_args
 from eas.config import EASConfig, SamplingConfig
 from eas.sampling.questions import load_questions
 from eas.sampling.threads import passive_openmp
@@ -96,12 +97,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     _check_out_file(args.out, ".jsonl")
     sampling, modes = sampling_from_args(args), _extract_modes(args)
+    monitored = monitor_from_args(args)
     questions = load_questions(args.questions, args.question_field)
     backend = backend_loader(args)  # checked now, before OUT's run store exists; loaded when needed
     summary = sample_file(
         questions,
         args.out,
-        backend,
+        (lambda: check_online_backend(backend())) if monitored else backend,
         sampling,
         fewshot=_fewshot(args),
         extract=modes,
@@ -109,6 +111,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         settings={"backend": backend_spec(args, None).resolved()},  # as resolved here: dtype, device, ...
         overwrite=args.overwrite,
         progress=not args.quiet,
+        **({} if monitored is None else {"eas": monitored[0], "monitor": monitored[1]}),
     )
     state = "already complete: " if summary.already_complete else ""
     log.info("%s%d samples -> %s", state, summary.rows, args.out)
@@ -139,12 +142,15 @@ def cmd_study(args: argparse.Namespace) -> int:
         sampling=sampling_from_args(args),
         eas=eas_config_from_args(args),
         label=args.label or Path(args.questions).stem,
+        online=args.online,
     )
     questions = load_questions(args.questions, args.question_field)
     shots = _fewshot(args)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"{args.out}: exists and is not a folder")
     backend = load_model_backend(args)
+    if args.online:
+        backend = check_online_backend(backend)
     result = run_study(questions, backend, config, args.out, shots, dataset=args.questions, progress=not args.quiet)
     _print_result(result, time.monotonic() - started)
     return EXIT_OK
@@ -247,6 +253,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_backend_args(p, ray=False)
     _add_sampling_args(p)
+    add_monitor_args(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
@@ -269,6 +276,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     options.add_fields(g, EASConfig, ("trigger",))
     g.add_argument("--label", default=None, help="name of this model/dataset in the tables (default: file name)")
     add_stride_args(g)
+    add_online_study_arg(g)
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser(

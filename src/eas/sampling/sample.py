@@ -3,7 +3,9 @@
 ``sample_questions`` asks the backend (``Backend.sample``) for ``n`` answers to every
 question's prompt (``eas.sampling.questions.build_prompt``); ``grade_samples`` extracts
 each final answer, groups equivalent answers into classes and marks the correct ones
-(``eas.answers``). ``sample_file`` (``eas sample``) does both into a file, resumably.
+(``eas.answers``). ``sample_file`` (``eas sample``) does both into a file, resumably;
+with a ``MonitorConfig`` it samples with online probes (``eas.sampling.online``), so each
+row also holds its EAS and the other figures (``eas sample --monitor``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from eas.answers import AnswerMatcher, extract_answer
 from eas.answers import group_answers as group
 from eas.backends.base import Backend
-from eas.config import SamplingConfig
+from eas.config import EASConfig, MonitorConfig, SamplingConfig
 from eas.progress import progress_bar
 from eas.sampling.questions import FewShot, Question, build_prompt
 from eas.storage.files import check_output_path, errors_path, write_results
@@ -94,11 +96,15 @@ def sample_file(
     settings: dict[str, Any] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    monitor: MonitorConfig | None = None,
+    eas: EASConfig | None = None,
 ) -> RunSummary:
     """Sample and grade answers to ``questions`` into ``out``, resumably.
 
     One part per sampler batch (``batch_size // n`` questions), seeded by its batch index
     as in an uninterrupted run, so a resumed run writes exactly the same samples.
+    ``monitor``: sample with online probes (the trigger, end and probe seed of ``eas``);
+    without a stop rule the responses are those of an unmonitored run.
     """
     out = Path(out)
     check_output_path(out)
@@ -108,6 +114,9 @@ def sample_file(
         "extract": list(extract),
         **(settings or {}),
     }
+    if monitor is not None:
+        eas = eas or EASConfig()
+        all_settings |= {"monitor": asdict(monitor), "eas": asdict(eas)}
     store = PartStore(out, all_settings, overwrite).open()
     if store.complete:
         man = read_manifest(out)
@@ -123,7 +132,12 @@ def sample_file(
             if not store.is_done(b, keys):
                 if not made:
                     made.append(backend() if callable(backend) and not hasattr(backend, "measure") else backend)
-                rows = sample_questions(group, made[0], sampling, fewshot, first_batch=b)
+                if monitor is not None:
+                    from eas.sampling.online import sample_questions_online
+
+                    rows = sample_questions_online(group, made[0], sampling, eas, monitor, fewshot, first_batch=b)
+                else:
+                    rows = sample_questions(group, made[0], sampling, fewshot, first_batch=b)
                 store.write_part(b, keys, grade_samples(group, rows, extract, matcher), [])
             bar.update(len(group))
     counts = store.finish(indices, write_results, errors_path(out), {"questions": len(questions)})

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from eas.backends.base import Backend, EncodedRecord, FeatureBackend
-from eas.config import AmortisedConfig, EASConfig, EngineConfig
+from eas.config import CPU_BATCH_TOKENS, AmortisedConfig, EASConfig
 from eas.maths.agreement import agreement
 from eas.maths.ridge import FOLDS, fit_ridge_cv
 from eas.progress import progress_bar
@@ -73,7 +73,7 @@ def calibrate(
     layers: Sequence[int] | None = None,
     folds: int = FOLDS,
     seed: int = 0,
-    batch_tokens: int = EngineConfig.batch_tokens,
+    batch_tokens: int = CPU_BATCH_TOKENS,
     progress: bool = False,
 ) -> Calibration:
     """Exact packed EAS and features of ``records``; a ridge head fitted on them, with its CV error.
@@ -286,7 +286,7 @@ def calibrate_file(
     id_given: bool = False,
     layers: Sequence[int] | None = None,
     seed: int = 0,
-    batch_tokens: int = EngineConfig.batch_tokens,
+    batch_tokens: int = CPU_BATCH_TOKENS,
     overwrite: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:

@@ -10,6 +10,10 @@ calibrates a head) is prepared on one actor and handed to the others. So a Ray r
 resumable, refuses other settings and writes the same rows as a local run with the
 same batches.
 
+Placement (``placement``): on a cluster with GPUs, by default one actor per GPU
+(``num_gpus=1``; Ray gives each its own device, and each backend sizes its probe chunks
+from its own GPU's free memory); without GPUs, two CPU actors.
+
 At most ``2 * workers`` batches are in flight, so the driver holds only those in memory
 besides the input's ids. Batches finish in any order; parts are numbered by batch, so
 the output keeps the input order.
@@ -22,8 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,28 +52,54 @@ class RayOptions:
     """Where and how wide to run.
 
     Attributes:
-        workers: scoring actors (one backend each).
+        workers: scoring actors (one backend each); None: one per GPU of the cluster
+            (``gpus_per_worker`` each), or ``CPU_WORKERS`` without GPUs.
         address: an existing cluster (``ray://head:10001`` or ``auto``); None starts a
             local Ray instance (unless one is already initialised in this process).
-        gpus_per_worker: GPUs reserved per actor (0: CPU).
+        gpus_per_worker: GPUs reserved per actor (0: CPU); None: 1 on a cluster with
+            GPUs, else 0.
         cpus_per_worker: CPUs reserved per actor.
         batch_records: records per batch for ``score_with_ray`` (``score_file`` plans
             its batches by tokens, as a local run does).
     """
 
-    workers: int = 2
+    workers: int | None = None
     address: str | None = None
-    gpus_per_worker: float = 0.0
+    gpus_per_worker: float | None = None
     cpus_per_worker: float = 1.0
     batch_records: int = 8
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise ValueError("workers must be >= 1")
-        if self.gpus_per_worker < 0 or self.cpus_per_worker < 0:
+        if (self.gpus_per_worker is not None and self.gpus_per_worker < 0) or self.cpus_per_worker < 0:
             raise ValueError("gpus_per_worker and cpus_per_worker must be >= 0")
         if self.batch_records < 1:
             raise ValueError("batch_records must be >= 1")
+
+
+CPU_WORKERS = 2
+
+
+def placement(options: RayOptions, resources: Mapping[str, float]) -> RayOptions:
+    """``options`` with ``workers`` and ``gpus_per_worker`` decided for a cluster's resources
+    (``ray.cluster_resources()``): one actor per GPU (``gpus_per_worker`` each) when it has
+    GPUs, ``CPU_WORKERS`` CPU actors otherwise; what was given explicitly is kept."""
+    gpus = float(resources.get("GPU", 0.0))
+    per_worker = options.gpus_per_worker
+    if per_worker is None:
+        per_worker = 1.0 if gpus >= 1 else 0.0
+    workers = options.workers
+    if workers is None:
+        workers = max(1, int(gpus // per_worker)) if per_worker > 0 else CPU_WORKERS
+    return replace(options, workers=workers, gpus_per_worker=per_worker)
+
+
+def cluster_placement(options: RayOptions) -> RayOptions:
+    """``placement`` on the cluster of ``options`` (connecting to it, or starting local Ray)."""
+    ray = _require_ray()
+    init_ray(options)
+    return placement(options, ray.cluster_resources())
 
 
 def _require_ray() -> Any:
@@ -133,7 +163,7 @@ class ActorPool:
 
     def __init__(self, spec: Any, estimator: Any, options: RayOptions, scorer: type = BatchScorer):
         self.ray = _require_ray()
-        init_ray(options)
+        options = cluster_placement(options)
         remote = self.ray.remote(num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker)(scorer)
         self.actors = [remote.remote(spec, estimator) for _ in range(options.workers)]
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from eas.backends.base import Backend
 from eas.backends.spec import BackendSource, LoadedBackend
-from eas.config import EASConfig, EngineConfig
+from eas.config import CPU_BATCH_TOKENS, EASConfig
 from eas.progress import progress_bar
 from eas.records import InputError, Record, RecordError
 from eas.scoring.batches import ScoreError, plan_batches, record_key, with_input
@@ -70,7 +70,7 @@ class RunOptions:
 
     fields: FieldMap = field(default_factory=FieldMap)
     id_given: bool = False
-    batch_tokens: int = EngineConfig.batch_tokens
+    batch_tokens: int = CPU_BATCH_TOKENS
     overwrite: bool = False
     dedupe: bool = False
     keep_input: bool = False
@@ -128,7 +128,7 @@ def score_records(
         estimator: how rows are made (``eas.scoring.estimators``); an ``EASConfig`` (or
             None) is exact EAS with those settings.
         batch_tokens: group short records up to this many tokens (default: the
-            backend's engine setting, else ``EngineConfig.batch_tokens``).
+            backend's, resolved for its device, else ``CPU_BATCH_TOKENS``).
         progress: show a progress bar.
         total: number of records, for the progress bar.
 
@@ -146,7 +146,7 @@ def score_records(
     source = LoadedBackend(backend)
     check_requires(estimator, source.capabilities(), "this backend")
     if batch_tokens is None:
-        batch_tokens = getattr(getattr(backend, "engine", None), "batch_tokens", EngineConfig.batch_tokens)
+        batch_tokens = getattr(backend, "batch_tokens", CPU_BATCH_TOKENS)
     if estimator.pool_dependent:
         records = list(records)
     pool = Pool.of(records) if estimator.pool_dependent else Pool(lambda: iter(()), 0)

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,28 @@ log = logging.getLogger(__name__)
 
 INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".csv": "csv"}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+Rows = Iterator[tuple[int, "dict[str, Any] | RecordError"]]
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """Input rows that do not come from one plain file: an evaluator's output, a data set
+    (``eas.integrations``). Everything that reads an input path also takes one of these.
+
+    Attributes:
+        name: how messages and manifests name the input.
+        open_rows: a fresh pass over ``(row index, row or the reason it cannot be read)``
+            at each call (a run reads its input more than once), streamed.
+        fields: the field names known before reading (checked like a file's header), or None.
+    """
+
+    name: str
+    open_rows: Callable[[], Rows]
+    fields: frozenset[str] | None = None
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def file_format(path: Path, formats: dict[str, str], what: str) -> str:
@@ -113,8 +136,10 @@ def iter_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | Reco
     return {"jsonl": _rows_jsonl, "parquet": _rows_parquet, "csv": _rows_csv}[fmt](path)
 
 
-def field_names(path: str | Path) -> set[str] | None:
+def field_names(path: str | Path | RowSource) -> set[str] | None:
     """Field names of an input file (None for a JSONL file without a readable object)."""
+    if isinstance(path, RowSource):
+        return None if path.fields is None else set(path.fields)
     path = Path(path)
     fmt = file_format(path, INPUT_FORMATS, "input")
     if not path.is_file():

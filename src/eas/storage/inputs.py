@@ -17,7 +17,7 @@ from typing import Any
 
 from eas.config import setting
 from eas.records import InputError, Record, RecordError
-from eas.storage.files import INPUT_FORMATS, file_format, format_field_names, iter_rows
+from eas.storage.files import INPUT_FORMATS, RowSource, file_format, format_field_names, iter_rows
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class FieldMap:
         return (self.prompt, self.response)
 
 
-def _check_fields(path: Path, present: set[str], fields: FieldMap, id_given: bool) -> None:
+def _check_fields(path: Path | RowSource, present: set[str], fields: FieldMap, id_given: bool) -> None:
     wanted = list(fields.required()) + ([fields.id] if id_given else [])
     missing = [f for f in wanted if f not in present]
     if missing:
@@ -91,12 +91,12 @@ def input_row(rec: Record, fields: FieldMap) -> dict[str, Any]:
 
 
 def read_records(
-    path: str | Path, fields: FieldMap | None = None, id_given: bool = False
+    path: str | Path | RowSource, fields: FieldMap | None = None, id_given: bool = False
 ) -> Iterator[Record | RecordError]:
     """Records of a JSONL, Parquet or CSV file, bad rows as ``RecordError``.
 
     Args:
-        path: the input file; its extension decides the format.
+        path: the input file; its extension decides the format. Or a ``RowSource``.
         fields: which input field holds which part of a record.
         id_given: the id field was named explicitly, so it must exist.
 
@@ -108,21 +108,25 @@ def read_records(
 
 
 def read_rows_and_records(
-    path: str | Path, fields: FieldMap | None = None, id_given: bool = False
+    path: str | Path | RowSource, fields: FieldMap | None = None, id_given: bool = False
 ) -> Iterator[tuple[dict[str, Any] | None, Record | RecordError]]:
     """Like ``read_records``, with each input row as read (None for an unreadable line).
 
     For commands that write the input rows back unchanged (``eas select``).
     """
-    path = Path(path)
     fields = fields or FieldMap()
-    fmt = file_format(path, INPUT_FORMATS, "input")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    names = format_field_names(path, fmt)
+    if isinstance(path, RowSource):
+        names = None if path.fields is None else set(path.fields)
+        rows = path.open_rows()
+    else:
+        path = Path(path)
+        fmt = file_format(path, INPUT_FORMATS, "input")
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        names = format_field_names(path, fmt)
+        rows = iter_rows(path, fmt)
     if names is not None:
         _check_fields(path, names, fields, id_given)
-    rows = iter_rows(path, fmt)
 
     def generate() -> Iterator[tuple[dict[str, Any] | None, Record | RecordError]]:
         for index, row in rows:

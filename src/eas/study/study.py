@@ -73,6 +73,11 @@ class StudyConfig:
     alpha: float = setting(0.5, "decay exponent of Fig. 3's decayed cumulative probability")
     verify_timeout_s: int = setting(5, "seconds per math-verify parse or comparison", flag="--verify-timeout")
     label: str = setting("study", "name of this model/dataset in the correlation table")
+    online: bool = setting(
+        False,
+        "measure every sample's EAS while sampling it (eas.sampling.online; probing one position in "
+        "eas.probe_stride) instead of a second scoring pass over the chosen samples; the same values (docs/online.md)",
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.score_samples <= self.sampling.n:
@@ -118,6 +123,41 @@ def score_samples(
     return results
 
 
+def _sample_online(
+    questions: Sequence[Question], backend: Any, config: StudyConfig, fewshot: Sequence[FewShot], progress: bool
+) -> list[dict[str, Any]]:
+    """Every sample with its online figures: the settings ``score_samples`` would score with."""
+    from eas.config import MonitorConfig
+    from eas.sampling.online import sample_questions_online
+
+    full = config.eas.probe_stride == 1
+    letters = tuple("ABCDEFGHIJ"[: max((len(q.choices or ()) for q in questions), default=0)]) if full else ()
+    eas = replace(config.eas, use_chat_template=False, trajectory=full, track_tokens=letters)
+    monitor = MonitorConfig(probe_every=config.eas.probe_stride, trajectory=full)
+    return sample_questions_online(questions, backend, config.sampling, eas, monitor, fewshot, progress=progress)
+
+
+def online_scores(graded: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The scores of ``score_samples``, read from monitored samples' rows (by sample id).
+
+    A sample whose EAS could not be measured (no boxed answer) is an error row, as in
+    ``score_samples``; a multiple-choice sample keeps the probabilities of its own options.
+    """
+    scores: dict[str, dict[str, Any]] = {}
+    for r in graded:
+        if r.get("eas_error"):
+            scores[str(r["id"])] = {"id": r["id"], "error": r["eas_error"]}
+            continue
+        row = {k: v for k, v in r.items() if k not in ("prompt", "question", "answer", "choices")}
+        if "option_probs" in row:
+            letters = "ABCDEFGHIJ"[: len(r.get("choices") or ())]
+            row["option_probs"] = {x: p for x, p in row["option_probs"].items() if x in letters} if letters else None
+            if row["option_probs"] is None:
+                del row["option_probs"]
+        scores[str(r["id"])] = row
+    return scores
+
+
 @dataclass
 class StudyResult:
     """What a study produced (also written to its folder)."""
@@ -151,14 +191,21 @@ def run_study(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stage = on_stage or (lambda s: log.info("%s", s))
-    stage(f"sampling {config.sampling.n} answers for each of {len(questions)} questions")
-    samples = sample_questions(questions, backend, config.sampling, fewshot, progress)
+    online = " with online EAS" if config.online else ""
+    stage(f"sampling {config.sampling.n} answers for each of {len(questions)} questions{online}")
+    if config.online:
+        samples = _sample_online(questions, backend, config, fewshot, progress)
+    else:
+        samples = sample_questions(questions, backend, config.sampling, fewshot, progress)
     matcher = AnswerMatcher(config.verify_timeout_s)
     graded = grade_samples(questions, samples, config.extract, matcher)
     write_rows(graded, out / "samples.jsonl")
-    which = "with a boxed answer " if config.first_boxed else ""
-    stage(f"scoring the first {config.score_samples} sample(s) {which}of every question")
-    scores = score_samples(graded, backend, config, progress)
+    if config.online:
+        scores = online_scores(graded)
+    else:
+        which = "with a boxed answer " if config.first_boxed else ""
+        stage(f"scoring the first {config.score_samples} sample(s) {which}of every question")
+        scores = score_samples(graded, backend, config, progress)
     first_boxed = config.first_boxed and config.eas.end == "answer"
     table = per_question_rows(questions, graded, scores, config.score_samples, first_boxed)
     dropped = sum(1 for r in table if not r["scored_samples"])
@@ -181,6 +228,7 @@ def run_study(
         "answer_prefix_tokens": config.eas.answer_prefix_tokens,
         "probe_stride": config.eas.probe_stride,
         "probe_seed": config.eas.probe_seed,
+        "online": config.online,
         "alpha": config.alpha,
         "wall_time_s": round(time.monotonic() - started, 1),
     }

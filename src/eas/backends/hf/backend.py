@@ -29,8 +29,17 @@ cache keeps every key on every layer (a sliding cache keeps only W-1, which a
 staircase over the whole context cannot use), in buffers allocated once for the packed
 sequence plus one probe chunk (``hf_cache.buffered_cache``: no ``torch.cat`` growth).
 
-The naive method runs one forward pass per probe with the model's own masks; it is the
-reference the tests use.
+Attention kernels (``EngineConfig.attention``, recorded by ``describe``): with ``sdpa``
+the masks are dense 4-D booleans (additive floats for eager attention); with ``flex``
+they are FlexAttention block masks built from the same ranges (``hf_flex``), so the
+empty blocks of the staircase and of packed records are skipped. ``auto`` takes flex on
+CUDA. A model loaded with transformers' own ``flex_attention`` is switched to one of
+these (that integration adds a tensor mask to the scores). On a GPU the probe chunks
+are sized from the free memory (``hf_chunks``) and a bfloat16 model's head takes its
+products on the tensor cores (``hf_head``, ``EngineConfig.head``).
+
+The naive method runs one forward pass per probe with the model's own masks (on SDPA
+or eager attention); it is the reference the tests use.
 
 Logits that are not finite (an fp16 overflow, a broken checkpoint) raise
 ``NonFiniteLogitsError`` with the probe or response position: the record goes to the
@@ -44,19 +53,21 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from eas.backends.base import EncodedRecord, Measurement, NonFiniteLogitsError, PositionFeatures
 from eas.backends.hf.cache import buffered_cache
+from eas.backends.hf.chunks import ModelShape, probe_tokens_for_memory, probes_per_chunk
 from eas.backends.hf.composite import text_config
-from eas.backends.hf.generate import generate_samples
-from eas.backends.hf.head import Float32Head, check_against_model
+from eas.backends.hf.flex import IMPLEMENTATION, FlexMasks, implementation_for, resolve_attention, use_implementation
+from eas.backends.hf.generate import DecodeLoop, batch_seed, generate_samples
+from eas.backends.hf.head import Float32Head, check_against_model, resolve_products
 from eas.backends.hf.heap import fix_for_scoring
 from eas.backends.hf.masks import LayerMasks, layer_kinds, masks_unsupported_reason, prefill_mask, staircase_mask
-from eas.config import EngineConfig, SamplingConfig
+from eas.config import GPU_MAX_PROBE_TOKENS, GPU_MEMORY_FRACTION, EngineConfig, SamplingConfig
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +105,29 @@ class HFBackend:
         self.decoder = getattr(model, "base_model", None)
         if self.decoder is None or self.decoder is model:
             raise ValueError(f"{type(model).__name__} has no separate base model to run up to the hidden states")
-        self.head = Float32Head(model)
+        if self.engine.method == "naive" and self.engine.attention == "flex":
+            raise ValueError("flex attention serves the packed method; the naive one runs the model's own masks")
+        self.attention = resolve_attention(
+            self.engine.attention if self.engine.method == "packed" else "sdpa", self.device.type, model
+        )
+        self.implementation = implementation_for(model, self.attention)  # never transformers' flex_attention
+        use_implementation(model, self.implementation)
+        self.head = Float32Head(model, products=resolve_products(self.engine.head, model))
         with torch.inference_mode():
             check_against_model(model, self.decoder, self.head)
         kinds, window = layer_kinds(self.config)
-        additive = self.config._attn_implementation not in ("sdpa", "flex_attention")
+        additive = self.config._attn_implementation not in ("sdpa", IMPLEMENTATION)
         self.masks = LayerMasks(kinds, window, additive, model.dtype)
+        self.flex = FlexMasks(kinds, window) if self.attention == "flex" else None
+        self.shape = ModelShape.of(self.config, model.dtype.itemsize, len(kinds))
         # transformers 5.x renamed the forward's `past_key_values` to `cache`.
         params = inspect.signature(self.decoder.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+
+    @property
+    def batch_tokens(self) -> int:
+        """Tokens of work per batch of records (``EngineConfig.batch_tokens`` for this device)."""
+        return self.engine.batch_tokens_for(self.device.type == "cuda")
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -110,8 +135,9 @@ class HFBackend:
             "model": self.name,
             "device": str(self.device),
             "dtype": str(self.model.dtype).removeprefix("torch."),
-            "attention": getattr(self.model.config, "_attn_implementation", None),
             "method": self.engine.method,
+            "attention": "flex" if self.attention == "flex" else self.implementation,  # flex, sdpa or eager
+            "head": self.head.products,
             "vocab_size": int(self.config.vocab_size),
         }
 
@@ -148,8 +174,15 @@ class HFBackend:
     ) -> list[list[str]]:
         return generate_samples(self.model, self.tokenizer, prompts, config, progress=progress, first_batch=first_batch)
 
+    def decode_watched(
+        self, prompts: Sequence[str], config: SamplingConfig, watch: Any, batch_index: int = 0
+    ) -> Iterator[int]:
+        """Monitored sampling of one batch (``eas.backends.watch.WatchedBackend``); yields after every step."""
+        return DecodeLoop(self.model, self.tokenizer, prompts, config, batch_seed(config, batch_index), watch).steps()
+
     def measure(self, batch: Sequence[EncodedRecord]) -> list[Measurement]:
         torch = _require_torch()
+        use_implementation(self.model, self.implementation)  # another backend on this model may have switched it
         with torch.inference_mode():
             if self.engine.method == "naive":
                 return [self._measure_naive(e) for e in batch]
@@ -196,6 +229,7 @@ class HFBackend:
         ids = torch.tensor([i for e in encs for i in e.prompt_ids + e.response_ids], device=dev)
         pos = torch.cat([torch.arange(e.context_length, device=dev) for e in encs])
         doc = torch.cat([torch.full((e.context_length,), k, device=dev) for k, e in enumerate(encs)])
+        doc_start = torch.as_tensor(starts[:-1], device=dev)[doc]  # (N,) where each position's record starts
 
         # Rows whose hidden states predict a response token: record k, positions P-1 .. P+R-2.
         predict = torch.cat(
@@ -206,8 +240,8 @@ class HFBackend:
         )
         on_gpu = self.device.type == "cuda"
         longest_suffix = max(len(e.suffix_ids) for e in encs)
-        chunk = self.engine.probes_per_chunk(on_gpu, longest_suffix)
         n_probes = sum(len(e.probe_positions) for e in encs)
+        chunk = self._probes_per_chunk(n_total, longest_suffix)
         # Every layer keeps all its keys (a config-aware cache would keep only W-1 on sliding layers),
         # in buffers allocated once: the packed sequence plus one probe chunk.
         cache = buffered_cache(n_total + min(chunk, n_probes) * longest_suffix)
@@ -218,7 +252,12 @@ class HFBackend:
         for a in range(0, n_total, segment):
             b = min(n_total, a + segment)
             keep = predict[(predict >= a) & (predict < b)]
-            mask = None if own_mask else self.masks.build(prefill_mask(doc, a, b), pos[a:b], pos[:b])
+            if own_mask and (a == 0 or self.flex is None):
+                mask = None  # the model's own causal mask, on SDPA (flex is never handed a tensor)
+            elif self.flex is not None:
+                mask = self.flex.prefill(doc_start, a, b)
+            else:
+                mask = self.masks.build(prefill_mask(doc, a, b), pos[a:b], pos[:b])
             hidden = self._hidden(ids[a:b], pos[a:b], mask, cache)  # (b - a, d)
             st = self.head.stats(hidden[keep - a], ids[keep + 1])
             token_lp.append(st.logprobs)
@@ -234,6 +273,23 @@ class HFBackend:
             Measurement(probe_h[k], all_lp[bounds[k] : bounds[k + 1]], all_h[bounds[k] : bounds[k + 1]], probe_p[k])
             for k in range(len(encs))
         ]
+
+    def _probes_per_chunk(self, cache_tokens: int, suffix_tokens: int) -> int:
+        """``EngineConfig.chunk_size``; else on a GPU what its free memory holds now, else the CPU default."""
+        if self.engine.chunk_size is not None or self.device.type != "cuda":
+            return self.engine.probes_per_chunk(self.device.type == "cuda", suffix_tokens)
+        torch = _require_torch()
+        free, _ = torch.cuda.mem_get_info(self.device)
+        tokens = probe_tokens_for_memory(
+            free,
+            self.shape,
+            cache_tokens,
+            flex=self.flex is not None,
+            head_bytes=self.head.workspace_bytes,
+            fraction=GPU_MEMORY_FRACTION,
+            max_tokens=GPU_MAX_PROBE_TOKENS,
+        )
+        return probes_per_chunk(tokens, suffix_tokens)
 
     def _run_probes(
         self, encs: list[EncodedRecord], starts: np.ndarray, pos: Any, cache: Any, cache_len: int, size: int
@@ -269,8 +325,12 @@ class HFBackend:
                 cache_len = visible
             as_long = lambda xs: torch.tensor(xs, dtype=torch.long, device=dev)  # noqa: E731
             queries = as_long(q_pos)
-            causal = staircase_mask(as_long(ctx_start), as_long(ctx_stop), as_long(probe_start), cache_len)
-            mask = self.masks.build(causal, queries, torch.cat([pos[:cache_len], queries]))
+            lo, hi, first = as_long(ctx_start), as_long(ctx_stop), as_long(probe_start)
+            if self.flex is not None:
+                mask = self.flex.staircase(lo, hi, first, queries, cache_len)
+            else:
+                causal = staircase_mask(lo, hi, first, cache_len)
+                mask = self.masks.build(causal, queries, torch.cat([pos[:cache_len], queries]))
             hidden = self._hidden(as_long(ids), queries, mask, cache)[as_long(last)]  # (n_chunk, d)
             st = self.head.stats(hidden, track=[encs[k].track_ids for k, _, _ in chunk])
             cache.crop(-len(ids))

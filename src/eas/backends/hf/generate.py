@@ -7,15 +7,32 @@ cores ``generate`` spent most of its time on finished rows and on prefilling eve
 copy). Temperature and top-p (nucleus) sampling as in transformers. Every batch has its
 own generator seeded from ``SamplingConfig.seed`` and the batch index, so the same inputs
 and settings give the same samples on a rerun (on the same hardware and library versions).
+
+The same loop runs monitored sampling (``DecodeLoop`` with a ``Watch``,
+``eas.backends.watch``): a step may carry the trigger after the new token
+(``eas.backends.hf.online``), a row may stop reasoning and be forced to answer, and a
+row that ends may need a few catch-up probes. Without a watch, or on a step that carries
+no probe, the loop runs exactly the calls of an unmonitored run, so the samples are the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from eas.backends.hf.online import TriggerProbe, full_cache, returned_cache
 from eas.backends.prompts import left_padded_batch
+from eas.backends.watch import Emitted, Watch
 from eas.config import SamplingConfig
+from eas.maths.entropy import logprobs_and_entropy_from_logits
+
+__all__ = ["DecodeLoop", "batch_seed", "generate_samples", "returned_cache"]
+
+
+def batch_seed(config: SamplingConfig, batch_index: int) -> int:
+    """The generator seed of sampler batch ``batch_index`` (monitored or not)."""
+    return config.seed * 1_000_003 + batch_index
 
 
 def generate_samples(
@@ -51,7 +68,7 @@ def generate_samples(
     try:
         for b, start in enumerate(range(0, len(prompts), per_batch), start=first_batch):
             group = list(prompts[start : start + per_batch])
-            new = _generate_group(model, tokenizer, group, config, seed=config.seed * 1_000_003 + b)
+            new = DecodeLoop(model, tokenizer, group, config, batch_seed(config, b)).run()
             texts = tokenizer.batch_decode(new, skip_special_tokens=True)
             out += [[t.strip() for t in texts[i * config.n : (i + 1) * config.n]] for i in range(len(group))]
             if bar is not None:
@@ -62,13 +79,7 @@ def generate_samples(
     return out
 
 
-def returned_cache(output: Any) -> Any:
-    """The KV cache a forward pass returned (``cache`` in transformers 5.x, else ``past_key_values``)."""
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+def eos_ids(model: Any, tokenizer: Any) -> list[int]:
     """Token ids that end a sample: the tokenizer's EOS and the model's generation EOS ids."""
     ids = {tokenizer.eos_token_id}
     gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
@@ -92,55 +103,158 @@ def _next_tokens(logits: Any, config: SamplingConfig, generator: Any) -> Any:
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _generate_group(
-    model: Any, tokenizer: Any, prompts: list[str], config: SamplingConfig, seed: int
-) -> list[list[int]]:
-    """New token ids of n samples per prompt (row i * n + k = sample k of prompt i).
+class DecodeLoop:
+    """n samples of each prompt, decoded as one batch (row ``i * n + k`` = sample k of prompt i).
 
     Each prompt is prefilled once and its KV cache copied n times. Decoding then drops a
     row from the batch (and its cache) as soon as it ends, so short answers do not pay
     for long ones; rows never interact, so this changes no sample.
+
+    With a ``watch``: each step reports the emitted tokens, may carry a probe, and may
+    switch rows to the answer phase (forced tokens, then greedy decoding until the watch
+    ends the row); a reasoning row still ends at EOS or after ``max_new_tokens`` tokens.
+
+    Attributes:
+        tokens: ``tokens[r]``: the ids row r emitted (EOS included when it ended on one).
     """
-    import inspect
 
-    import torch
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        prompts: Sequence[str],
+        config: SamplingConfig,
+        seed: int,
+        watch: Watch | None = None,
+    ):
+        self.model, self.tokenizer, self.prompts, self.config, self.seed = model, tokenizer, list(prompts), config, seed
+        self.watch = watch
+        # transformers 5.x names the cache argument `cache`, 4.x `past_key_values`.
+        self.cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self.probe = None if watch is None else TriggerProbe(model, self.cache_kw, watch.suffix_ids, watch.track_ids)
+        self.tokens: list[list[int]] = [[] for _ in range(len(self.prompts) * config.n)]
 
-    device = next(model.parameters()).device
-    ids, mask = left_padded_batch(tokenizer, prompts)  # (q, L): the prompt ids every command uses
-    ids, mask = ids.to(device), mask.to(device)
-    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # pads get position 0 and are masked out
-    # transformers 5.x names the cache argument `cache`, 4.x `past_key_values`.
-    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    eos = torch.tensor(_eos_ids(model, tokenizer), device=device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    n_rows = len(prompts) * config.n
-    tokens: list[list[int]] = [[] for _ in range(n_rows)]
-    with torch.inference_mode():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-        cache = returned_cache(out)
-        cache.batch_repeat_interleave(config.n)  # (q * n, ...) in place
-        logits = out.logits[:, -1].repeat_interleave(config.n, dim=0)  # (b, V)
-        mask = mask.repeat_interleave(config.n, dim=0)
-        next_pos = pos[:, -1:].repeat_interleave(config.n, dim=0) + 1  # (b, 1)
-        rows = torch.arange(n_rows, device=device)  # which sample each batch row is
-        for step in range(config.max_new_tokens):
-            new = _next_tokens(logits, config, generator)  # (b,)
-            for r, t in zip(rows.tolist(), new.tolist(), strict=True):
-                tokens[r].append(t)
-            if step == config.max_new_tokens - 1:
-                break
-            keep = ~torch.isin(new, eos)
-            if not bool(keep.all()):
-                if not bool(keep.any()):
-                    break
-                idx = keep.nonzero().squeeze(-1)
-                cache.batch_select_indices(idx)
-                rows, new, mask, next_pos = rows[idx], new[idx], mask[idx], next_pos[idx]
-            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
-            out = model(
-                input_ids=new[:, None], attention_mask=mask, position_ids=next_pos, use_cache=True, **{cache_kw: cache}
+    def run(self) -> list[list[int]]:
+        """Decode to the end; the token ids of every row."""
+        for _ in self.steps():
+            pass
+        return self.tokens
+
+    def steps(self) -> Iterator[int]:
+        """Decode step by step, yielding the step number after each (the loop can be streamed).
+
+        Inference mode is entered for each step and left before the yield, so the caller's
+        own code between steps runs in its usual autograd mode.
+        """
+        import torch
+
+        with torch.inference_mode():
+            self._prefill()
+        step = 0
+        while self.active:
+            with torch.inference_mode():
+                self._step()
+            yield step
+            step += 1
+
+    # -- internals ------------------------------------------------------------------
+
+    def _prefill(self) -> None:
+        import torch
+
+        model, n = self.model, self.config.n
+        device = next(model.parameters()).device
+        ids, mask = left_padded_batch(self.tokenizer, self.prompts)  # (q, L): the prompt ids every command uses
+        ids, mask = ids.to(device), mask.to(device)
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # pads get position 0 and are masked out
+        start = full_cache(model) if self.watch is not None else None
+        kwargs = {} if start is None else {self.cache_kw: start}
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1, **kwargs)
+        self.cache = returned_cache(out)
+        self.cache.batch_repeat_interleave(n)  # (q * n, ...) in place
+        self.logits = out.logits[:, -1].repeat_interleave(n, dim=0)  # (b, V)
+        self.mask = mask.repeat_interleave(n, dim=0)
+        self.next_pos = pos[:, -1:].repeat_interleave(n, dim=0) + 1  # (b, 1)
+        self.prompt_width = int(ids.shape[1])
+        self.prompt_len = mask.sum(-1).repeat_interleave(n).tolist()  # each row's own prompt length
+        self.rows = torch.arange(len(self.tokens), device=device)  # which sample each batch row is
+        self.eos = torch.tensor(eos_ids(model, self.tokenizer), device=device)
+        self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        self.forced: dict[int, list[int]] = {}  # answer-phase rows -> token ids still to force
+        self.active = True
+
+    def _step(self) -> None:
+        import torch
+
+        new = _next_tokens(self.logits, self.config, self.generator)  # (b,)
+        rows = self.rows.tolist()
+        if self.watch is not None:
+            new = self._answer_tokens(rows, new)
+        for r, t in zip(rows, new.tolist(), strict=True):
+            self.tokens[r].append(t)
+        answering = [r in self.forced for r in rows]
+        budget = torch.tensor(
+            [not a and len(self.tokens[r]) >= self.config.max_new_tokens for r, a in zip(rows, answering, strict=True)],
+            device=new.device,
+        )
+        is_eos = torch.isin(new, self.eos)
+        ending = is_eos | budget
+        if self.watch is not None:
+            lp, h = logprobs_and_entropy_from_logits(self.logits, new)
+            stats = zip(rows, new.tolist(), lp.tolist(), h.tolist(), answering, is_eos.tolist(), strict=True)
+            report = [Emitted(r, tok, logp, ent, forced, eos) for r, tok, logp, ent, forced, eos in stats]
+            done = self.watch.emitted(report)
+            if done:
+                ending |= torch.tensor([r in done for r in rows], device=new.device)
+        if bool(ending.any()):
+            if self.watch is not None:
+                for i in ending.nonzero().squeeze(-1).tolist():
+                    self._end_row(i, rows[i])
+            if bool(ending.all()):
+                self.active = False
+                return
+            idx = (~ending).nonzero().squeeze(-1)
+            self.cache.batch_select_indices(idx)
+            self.rows, new, self.mask, self.next_pos = self.rows[idx], new[idx], self.mask[idx], self.next_pos[idx]
+            rows = self.rows.tolist()
+        self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=-1)
+        if self.probe is not None and self.watch.probe_now(rows):
+            self.logits, self.cache, probes = self.probe.step(new, self.mask, self.next_pos, self.cache)
+        else:
+            out = self.model(
+                input_ids=new[:, None],
+                attention_mask=self.mask,
+                position_ids=self.next_pos,
+                use_cache=True,
+                **{self.cache_kw: self.cache},
             )
-            cache = returned_cache(out)
-            logits = out.logits[:, -1]
-            next_pos = next_pos + 1
-    return tokens
+            self.cache, self.logits, probes = returned_cache(out), out.logits[:, -1], None
+        self.next_pos = self.next_pos + 1
+        if self.watch is not None:
+            for r, ids in self.watch.measured(rows, probes).items():
+                if ids:
+                    self.forced[r] = list(ids)
+                else:
+                    self.forced.setdefault(r, [])
+
+    def _answer_tokens(self, rows: list[int], new: Any) -> Any:
+        """Answer-phase rows take their next forced token, else the greedy one."""
+        if not self.forced:
+            return new
+        new = new.clone()
+        for i, r in enumerate(rows):
+            queue = self.forced.get(r)
+            if queue is None:
+                continue
+            new[i] = queue.pop(0) if queue else int(self.logits[i].argmax())
+        return new
+
+    def _end_row(self, index: int, row: int) -> None:
+        """Catch-up probes for a row about to leave the batch, then tell the watch."""
+        positions = self.watch.catch_up(row)
+        probes = {}
+        if positions:
+            probes = self.probe.catch_up(
+                self.cache, index, self.mask[index], self.prompt_width, int(self.prompt_len[row]), positions
+            )
+        self.watch.ended(row, probes)

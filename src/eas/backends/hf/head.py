@@ -18,6 +18,15 @@ e.g. 0.9 GB for Qwen2-1.5B's, for the time of one block). The transformations so
 (``final_logit_softcapping``: Gemma 2/3; ``logits_scaling``: Granite; ``logit_scale``:
 Cohere); ``check_against_model`` compares the result with the model's own logits once,
 so an architecture with some other head fails loudly instead of scoring wrongly.
+
+``products="bf16"`` (a bfloat16 model on CUDA, ``EngineConfig.head``): the products are
+taken on the tensor cores from the bfloat16 hidden states and weights and summed in
+float32 (``torch.mm(..., out_dtype=torch.float32)``), with no float32 copy of the
+weights. A product of two bfloat16 numbers is exact in float32, so only the order of
+the float32 sums differs from the float32 head; elsewhere that arithmetic is emulated
+(``_bf16_products``), which is how the tests check it (within 0.005 bits a probe of
+the float32 head). Rounding the logits themselves to bfloat16 (a plain bf16 matmul)
+would not do: that moves entropies by up to 0.1 bits on the embedded model.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from eas.maths.entropy import entropy_bits_from_logits, logprobs_and_entropy_fro
 # takes larger ones (memory there is plentiful next to a 1-2 GiB block).
 BLOCK_BYTES = 16 * 2**20
 GPU_BLOCK_BYTES = 1024 * 2**20
+MMA_K = 16  # the depth of one bfloat16 tensor-core product (m16n8k16)
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,9 @@ class RowStats:
 class Float32Head:
     """A causal LM's output head, applied in float32 to blocks of hidden-state rows."""
 
-    def __init__(self, model: Any, block_bytes: int | None = None):
+    def __init__(self, model: Any, block_bytes: int | None = None, products: str = "float32"):
+        import torch
+
         head = model.get_output_embeddings()
         if head is None or getattr(head, "weight", None) is None or head.weight.dim() != 2:
             raise ValueError(f"{type(model).__name__} has no linear output head to apply in float32")
@@ -68,20 +80,36 @@ class Float32Head:
         scale = getattr(model, "logit_scale", None)
         self.multiply = scale if isinstance(scale, (int, float)) else None
         vocab, dim = self.weight.shape
+        if products not in ("float32", "bf16"):
+            raise ValueError(f"products must be 'float32' or 'bf16', not {products!r}")
+        if products == "bf16" and self.weight.dtype != torch.bfloat16:
+            raise ValueError(f"bf16 head products need a bfloat16 model, not {self.weight.dtype}")
+        self.products = products
         if block_bytes is None:
             block_bytes = GPU_BLOCK_BYTES if self.weight.device.type == "cuda" else BLOCK_BYTES
         self.rows = max(1, block_bytes // (4 * vocab))
         self.vocab_block = vocab if self.weight.dtype.itemsize >= 4 else max(1, block_bytes // (4 * dim))
 
+    @property
+    def workspace_bytes(self) -> int:
+        """Peak bytes of one block: its float32 logits and the entropy's temporaries (about
+        four of them), and the float32 slice of the weights when they are upcast."""
+        vocab, dim = self.weight.shape
+        upcast = 0 if self.products == "bf16" or self.weight.dtype.itemsize >= 4 else self.vocab_block * dim * 4
+        return 4 * self.rows * vocab * 4 + upcast
+
     def logits(self, hidden: Any) -> Any:
         """Float32 logits ``(n, V)`` of hidden-state rows ``(n, d)``."""
         import torch
 
-        h = hidden.float()
         vocab = self.weight.shape[0]
-        if self.vocab_block >= vocab:
+        if self.products == "bf16":
+            out = _bf16_products(hidden.to(self.weight.dtype), self.weight)
+        elif self.vocab_block >= vocab:
+            h = hidden.float()
             out = h @ self.weight.float().T
         else:
+            h = hidden.float()
             out = torch.empty((h.shape[0], vocab), dtype=torch.float32, device=h.device)
             for v in range(0, vocab, self.vocab_block):
                 out[:, v : v + self.vocab_block] = h @ self.weight[v : v + self.vocab_block].float().T
@@ -136,6 +164,37 @@ class Float32Head:
         logprobs = (np.concatenate(lps) if lps else np.zeros(0)) if targets is not None else None
         tracked = np.concatenate(probs) if probs else np.zeros((n, 0))
         return RowStats(entropies, logprobs, tracked)
+
+
+def _bf16_products(hidden: Any, weight: Any) -> Any:
+    """Float32 ``hidden @ weight.T`` of bfloat16 operands: exact products, float32 sums.
+
+    On CUDA the tensor cores do it (``torch.mm(..., out_dtype=torch.float32)``). Elsewhere
+    (a CPU, a torch without that kernel) the same arithmetic is emulated: the products
+    in float32 (exact for bfloat16 operands), summed as tensor cores sum them, in
+    float32 over blocks of ``MMA_K`` along the hidden dimension.
+    """
+    import torch
+
+    if hidden.device.type == "cuda":
+        try:
+            return torch.mm(hidden, weight.T, out_dtype=torch.float32)
+        except (TypeError, RuntimeError, NotImplementedError):  # older torch: no mm.dtype
+            pass
+    out = torch.zeros((hidden.shape[0], weight.shape[0]), dtype=torch.float32, device=hidden.device)
+    for k in range(0, hidden.shape[1], MMA_K):
+        out += hidden[:, k : k + MMA_K].float() @ weight[:, k : k + MMA_K].float().T
+    return out
+
+
+def resolve_products(choice: str, model: Any) -> str:
+    """``EngineConfig.head``: ``auto`` -> ``bf16`` for a bfloat16 model on CUDA, else ``float32``."""
+    import torch
+
+    if choice != "auto":
+        return choice
+    weight = model.get_output_embeddings().weight
+    return "bf16" if weight.device.type == "cuda" and weight.dtype == torch.bfloat16 else "float32"
 
 
 def check_against_model(model: Any, decoder: Any, head: Float32Head) -> None:

@@ -1,6 +1,9 @@
-"""The 4-D attention masks of packed scoring (torch): prefill and probe staircase, per layer type.
+"""The attention masks of packed scoring (torch): prefill and probe staircase, per layer type.
 
-True = may attend. ``eas.backends.hf.backend`` passes them to the model as ``attention_mask``.
+True = may attend. ``eas.backends.hf.backend`` passes them to the model as ``attention_mask``:
+dense 4-D boolean (or additive) tensors for SDPA and eager attention, and, for flex
+attention, block masks (``eas.backends.hf.flex``) built from ``Ranges``: the same masks
+written as two intervals of key indices per query row, so no ``[Q, C]`` tensor exists.
 
 Models with sliding-window layers (Gemma 2/3, Mistral-style, gpt-oss, Qwen2 with
 ``use_sliding_window``) enforce the window through the mask alone, so every mask here
@@ -74,6 +77,69 @@ def window_mask(query_pos: Any, key_pos: Any, window: int) -> Any:
         which already keeps each query within its own record.
     """
     return (key_pos[None, :] > query_pos[:, None] - window)[None, None]
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """A mask as key intervals: row q may attend to keys ``[lo1[q], hi1[q])`` and ``[lo2[q], hi2[q])``.
+
+    Every mask of packed scoring has this form (a row sees part of its own record's
+    context and part of its own probe's suffix, windowed on sliding layers), so a block
+    mask can be derived from four ``(Q,)`` long tensors instead of a ``(Q, C)`` one.
+    ``kv_len`` is the number of key columns C.
+    """
+
+    lo1: Any
+    hi1: Any
+    lo2: Any
+    hi2: Any
+    kv_len: int
+
+    def dense(self) -> Any:
+        """The same mask as a bool tensor ``(1, 1, Q, C)`` (tests; the SDPA path builds its own)."""
+        import torch
+
+        cols = torch.arange(self.kv_len, device=self.lo1.device)[None, :]
+        first = (cols >= self.lo1[:, None]) & (cols < self.hi1[:, None])
+        second = (cols >= self.lo2[:, None]) & (cols < self.hi2[:, None])
+        return (first | second)[None, None]
+
+
+def prefill_ranges(doc_start: Any, start: int, stop: int, window: int | None = None) -> Ranges:
+    """``prefill_mask`` (and, with ``window``, ``window_mask`` on top) as ``Ranges``.
+
+    Args:
+        doc_start: long tensor ``(N,)``, the index in the packed sequence where the
+            record holding each position starts (positions restart at 0 there, so a
+            key's position distance to a query of the same record is its index distance).
+    """
+    import torch
+
+    rows = torch.arange(start, stop, device=doc_start.device)
+    lo = doc_start[start:stop]
+    if window is not None:
+        lo = torch.maximum(lo, rows - window + 1)
+    empty = torch.zeros_like(rows)
+    return Ranges(lo, rows + 1, empty, empty, stop)
+
+
+def staircase_ranges(
+    ctx_start: Any, ctx_stop: Any, probe_start: Any, query_pos: Any, cache_len: int, window: int | None = None
+) -> Ranges:
+    """``staircase_mask`` (and, with ``window``, ``window_mask`` on top) as ``Ranges``.
+
+    Row q's context ``[ctx_start, ctx_stop)`` holds positions 0 .. ctx_stop - ctx_start - 1
+    of its record, and its probe's suffix rows ``probe_start .. q`` hold the positions
+    right after; the window keeps the keys whose position is > ``query_pos[q] - window``.
+    """
+    import torch
+
+    rows = torch.arange(ctx_start.shape[0], device=ctx_start.device)
+    lo1, lo2 = ctx_start, probe_start
+    if window is not None:
+        lo1 = torch.maximum(lo1, ctx_start + query_pos - window + 1)
+        lo2 = torch.maximum(lo2, rows - window + 1)
+    return Ranges(lo1, ctx_stop, lo2 + cache_len, rows + cache_len + 1, cache_len + rows.shape[0])
 
 
 @dataclass(frozen=True)

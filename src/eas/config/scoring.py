@@ -1,37 +1,14 @@
-"""Settings, one frozen dataclass per concern; every default lives here, once.
-
-Each field is a ``setting(default, help, ...)``: its description is the ``help`` of its
-metadata, which is also the help of the command-line option ``eas.cli.options`` builds
-from it (``flag`` names the option when ``--field-name`` does not fit), so neither the
-default nor its description is written a second time.
-"""
+"""Settings of scoring: the metric (EASConfig), how it is computed (EngineConfig, the device
+defaults of chunking), servers, amortised heads and model loading."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import MISSING, dataclass, field
-from typing import Any, Literal, get_args
+from dataclasses import dataclass
+from typing import get_args
 
+from eas.config.fields import DTYPES, Attention, End, HeadProducts, Method, setting
 from eas.maths.metrics import HES_FRACTION
 from eas.maths.ridge import FOLDS
-
-Method = Literal["packed", "naive"]
-End = Literal["answer", "response"]
-Layout = Literal["auto", "single", "side", "list"]
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-# The model every command loads when none is named: SmolLM2-135M-Instruct, shipped in a package.
-DEFAULT_MODEL = "embedded"
-
-
-def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING, **cli: Any) -> Any:
-    """A dataclass field described by its metadata: ``help`` and the CLI's ``flag``,
-    ``short``, ``metavar``, ``choices`` and ``flag_help`` (the help of a switch that turns
-    the field off); ``eas.cli.options`` reads them."""
-    metadata = {"help": help, **cli}
-    if factory is not MISSING:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -96,23 +73,20 @@ class EASConfig:
             raise ValueError("hes_fraction must be in (0, 1]")
 
 
-# Default chunking of the packed method. A CPU is bound by arithmetic, so small chunks
-# cost nothing and keep memory low; a GPU pays a fixed launch time per forward pass
-# (about 80 ms for a 28-layer model under transformers, measured on an H200), so it
-# takes chunks large enough for the arithmetic to dominate.
+# Device defaults of the packed method: a CPU is bound by arithmetic (small chunks cost nothing); a GPU
+# pays a launch time per forward pass, so it packs records to fill chunks sized from free memory.
 CPU_CHUNK_PROBES = 256
 CPU_PREFILL_TOKENS = 2048
-GPU_PROBE_TOKENS = 8192
+CPU_BATCH_TOKENS = 2048
+GPU_BATCH_TOKENS = 65536
+GPU_MEMORY_FRACTION = 0.8
+GPU_MAX_PROBE_TOKENS = 32768
 GPU_PREFILL_TOKENS = 8192
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How it is computed (never changes the numbers beyond float rounding).
-
-    On a GPU each forward pass costs a fixed launch time that small chunks would pay many
-    times over, hence the device-dependent chunk defaults (``probes_per_chunk``).
-    """
+    """How it is computed (never changes the numbers beyond float rounding); device defaults above."""
 
     method: Method = setting(
         "packed",
@@ -120,25 +94,42 @@ class EngineConfig:
     )
     chunk_size: int | None = setting(
         None,
-        f"probes per forward pass of the packed method; bounds memory (default: {CPU_CHUNK_PROBES} on a CPU, "
-        f"{GPU_PROBE_TOKENS} query tokens' worth on a GPU)",
+        f"probes per forward pass of the packed method; bounds memory (default: {CPU_CHUNK_PROBES} on a CPU; "
+        f"on a GPU what its free memory holds, up to {GPU_MAX_PROBE_TOKENS} query tokens)",
     )
-    batch_tokens: int = setting(
-        2048,
+    batch_tokens: int | None = setting(
+        None,
         "records shorter than this are packed together into one sequence (block-diagonal attention) "
-        "up to this many tokens; 0 scores each alone",
+        f"up to this many tokens of work; 0 scores each alone (default: {CPU_BATCH_TOKENS} on a CPU, "
+        f"{GPU_BATCH_TOKENS} on a GPU, where the probes of several records fill whole chunks)",
     )
     prefill_chunk: int | None = setting(
         None,
         "the prefill runs in segments of this many tokens, which bounds the activations and the attention "
         f"workspace (default: {CPU_PREFILL_TOKENS} on a CPU, {GPU_PREFILL_TOKENS} on a GPU)",
     )
+    attention: Attention = setting(
+        "auto",
+        "attention kernel of the packed method: flex = block masks (FlexAttention), sdpa = dense masks; "
+        "auto = flex on CUDA where torch and the model support it, sdpa elsewhere (recorded in the run's settings)",
+    )
+    head: HeadProducts = setting(
+        "auto",
+        "the LM head's products: float32 = upcast; bf16 = bfloat16 products summed in float32 (tensor cores, "
+        "within 0.005 bits a probe of float32); auto = bf16 for a bfloat16 model on CUDA, float32 elsewhere",
+    )
 
     def probes_per_chunk(self, on_gpu: bool, suffix_tokens: int) -> int:
-        """Probes per forward pass: ``chunk_size``, or its default for the device."""
+        """``chunk_size``, or the device default (on a GPU the cap under ``eas.backends.hf.chunks``' sizing)."""
         if self.chunk_size is not None:
             return self.chunk_size
-        return max(1, GPU_PROBE_TOKENS // max(1, suffix_tokens)) if on_gpu else CPU_CHUNK_PROBES
+        return max(1, GPU_MAX_PROBE_TOKENS // max(1, suffix_tokens)) if on_gpu else CPU_CHUNK_PROBES
+
+    def batch_tokens_for(self, on_gpu: bool) -> int:
+        """Tokens of work per batch: ``batch_tokens``, or its default for the device."""
+        if self.batch_tokens is not None:
+            return self.batch_tokens
+        return GPU_BATCH_TOKENS if on_gpu else CPU_BATCH_TOKENS
 
     def prefill_tokens(self, on_gpu: bool) -> int:
         """Tokens per prefill segment: ``prefill_chunk``, or its default for the device."""
@@ -151,10 +142,14 @@ class EngineConfig:
             raise ValueError(f"method must be 'packed' or 'naive', not {self.method!r}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
-        if self.batch_tokens < 0:
+        if self.batch_tokens is not None and self.batch_tokens < 0:
             raise ValueError("batch_tokens must be >= 0")
         if self.prefill_chunk is not None and self.prefill_chunk < 1:
             raise ValueError("prefill_chunk must be >= 1")
+        if self.attention not in get_args(Attention):
+            raise ValueError(f"attention must be 'auto', 'flex' or 'sdpa', not {self.attention!r}")
+        if self.head not in get_args(HeadProducts):
+            raise ValueError(f"head must be 'auto', 'float32' or 'bf16', not {self.head!r}")
 
 
 @dataclass(frozen=True)
@@ -186,32 +181,6 @@ class ServerConfig:
             raise ValueError("timeout_s must be > 0")
         if self.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How answers are sampled."""
-
-    n: int = setting(8, "samples per question", flag="--samples", short="-n")
-    temperature: float = setting(0.7, "softmax temperature; 0 means greedy (all n samples identical)")
-    top_p: float = setting(0.95, "nucleus sampling mass")
-    max_new_tokens: int = setting(128, "generation budget per sample, in tokens")
-    seed: int = setting(0, "sampler seed: each batch is seeded from it and its index (same seed, same samples)")
-    batch_size: int = setting(
-        64, "sequences per generation batch: batch_size // n questions (at least one) with all their samples"
-    )
-
-    def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ValueError("n must be >= 1")
-        if self.temperature < 0:
-            raise ValueError("temperature must be >= 0")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
-        if self.max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be >= 1")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
 
 
 MIN_CALIBRATION = 8  # AmortisedConfig.min_calibration, named in calibrate_fraction's help
@@ -255,77 +224,3 @@ class ModelOptions:
 
     def kwargs(self) -> dict[str, object]:
         return {"device": self.device, "dtype": self.dtype, "trust_remote_code": self.trust_remote_code}
-
-
-@dataclass(frozen=True)
-class ViewConfig:
-    """The token-level page of scored traces (``eas view``, ``eas.view.render``)."""
-
-    layout: Layout = setting(
-        "auto",
-        "single, side (side by side) or list (sorted by EAS, each trace drawn when opened); auto: single "
-        "for one trace, side by side for up to max_side_by_side, a list for more",
-    )
-    vmax: float | None = setting(
-        None,
-        "top of the colour scale in bits (default: the color_percentile percentile of the page's finite H_t; "
-        "higher values get the top colour)",
-        metavar="BITS",
-    )
-    color_percentile: float = setting(99.0, "the percentile of H_t that tops the colour scale when vmax is not given")
-    max_side_by_side: int = setting(3, "the most traces layout auto puts side by side")
-
-    def __post_init__(self) -> None:
-        if self.layout not in get_args(Layout):
-            raise ValueError(f"layout must be one of {', '.join(get_args(Layout))}, not {self.layout!r}")
-        if self.vmax is not None and not (math.isfinite(self.vmax) and self.vmax > 0):
-            raise ValueError(f"vmax must be a finite number of bits > 0, not {self.vmax!r}")
-        if not 0 < self.color_percentile <= 100:
-            raise ValueError("color_percentile must be in (0, 100]")
-        if self.max_side_by_side < 1:
-            raise ValueError("max_side_by_side must be >= 1")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one SFT run (``eas train``); identical across strategies in an experiment."""
-
-    epochs: float = setting(2.0, "passes over the training records")
-    lr: float = setting(1e-5, "peak learning rate (linear warm-up, then linear decay)")
-    batch_size: int = setting(4, "examples per device step")
-    grad_accum: int = setting(1, "steps accumulated per optimizer update (effective batch: batch size x this)")
-    max_length: int = setting(1024, "tokens per example (longer ones are cut)")
-    warmup_ratio: float = setting(0.03, "share of the steps spent warming the learning rate up")
-    weight_decay: float = setting(0.0, "AdamW weight decay")
-    save_steps: int = setting(50, "checkpoint and validate every N steps")
-    max_steps: int = setting(-1, "stop after N steps (-1: the epochs decide)")
-    val_fraction: float = setting(0.1, "share of the records held out for the validation loss (at least one)")
-    keep_best: int = setting(3, "checkpoints kept by validation loss (plus the newest)")
-    lora: bool = setting(False, "train LoRA adapters instead of all weights")
-    lora_r: int = setting(16, "LoRA rank")
-    lora_alpha: int = setting(32, "LoRA scaling alpha")
-    activation_checkpointing: bool = setting(
-        True,
-        "recompute the activations in the backward pass (TRL's default: memory for compute)",
-        flag="--no-activation-checkpointing",
-        flag_help="keep the activations for the backward pass instead of recomputing them (more memory, less compute)",
-    )
-    pure_bf16: bool = setting(
-        False,
-        "train bfloat16 weights without float32 master weights (less memory; at lr 1e-5 most updates round "
-        "away, a warning says so); needs --dtype bfloat16 or auto on a GPU",
-    )
-    seed: int = setting(0, "seed of the training order and of the validation split")
-
-    def __post_init__(self) -> None:
-        if self.keep_best < 1:
-            raise ValueError("keep_best must be >= 1")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError("val_fraction must be in (0, 1)")
-        if self.save_steps < 1:
-            raise ValueError("save_steps must be >= 1")
-
-
-# How evaluation answers (eas evaluate, the experiment, pass-rate rollouts) are sampled:
-# longer answers than the study's.
-EVALUATION_SAMPLING = SamplingConfig(max_new_tokens=256)

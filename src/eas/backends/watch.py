@@ -1,0 +1,106 @@
+"""What a decoding loop and an online monitor tell each other (monitored sampling, docs/online.md).
+
+A backend that can probe while it decodes (the hf backend: ``HFBackend.decode_watched``)
+runs one batch of rows and, at every step, reports to a ``Watch`` (the sampling layer's
+per-batch monitor, ``eas.sampling.online``):
+
+1. ``emitted``: the token each active row emitted (with its log-probability and the
+   entropy of the distribution it was drawn from); the watch answers which rows end now;
+2. ``probe_now``: whether the coming forward pass carries the trigger (a probe at t for
+   every row of the batch);
+3. ``measured``: the probes of that pass (``None`` when it carried none); the watch
+   answers which rows stop reasoning, with the token ids to force next (the end of
+   thinking and the trigger), after which those rows decode greedily;
+4. ``catch_up`` / ``ended``: when a row ends, the positions whose probe the watch still
+   needs (stratified probing draws them only once T is known), and their values.
+
+Nothing here imports torch: the types are plain numbers, so a server-side controller
+(which sees text and top-K log-probs, not tensors) can drive the same watch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from eas.config import SamplingConfig
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the forced-answer probe measured at one position t.
+
+    Attributes:
+        entropy: H_t in bits over the whole vocabulary (NaN when the logits were not finite).
+        top_prob: ``max_v P(v | C_t)``: the probability of the forced answer's most likely
+            first token (DEER-style confidence).
+        tracked: probabilities of the watch's tracked token ids, in order.
+    """
+
+    entropy: float
+    top_prob: float
+    tracked: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Emitted:
+    """One token a row emitted at a step.
+
+    Attributes:
+        row: the row's index in the batch (prompt i, sample k: ``i * n + k``).
+        token: the token id.
+        logprob: natural-log probability of the token under the model's own (untempered)
+            distribution at that step.
+        entropy: entropy in bits of that distribution.
+        forced: the token was forced or decoded greedily after a stop (the answer phase).
+        eos: the token ends the sample (an end-of-sequence id); it is not part of the text.
+    """
+
+    row: int
+    token: int
+    logprob: float
+    entropy: float
+    forced: bool = False
+    eos: bool = False
+
+
+class Watch(Protocol):
+    """The sampling layer's side of a monitored batch (see the module docstring)."""
+
+    suffix_ids: tuple[int, ...]
+    track_ids: tuple[int, ...]
+
+    def emitted(self, tokens: Sequence[Emitted]) -> set[int]:
+        """Record one token per active row; return the rows that end now (the token is kept, not fed)."""
+        ...
+
+    def probe_now(self, rows: Sequence[int]) -> bool:
+        """Whether the next forward pass of these (still active) rows carries the trigger."""
+        ...
+
+    def measured(self, rows: Sequence[int], probes: Sequence[Probe] | None) -> Mapping[int, Sequence[int]]:
+        """The probes of the pass just run, one per row (None: no probe); return the rows that
+        stop reasoning, each with the token ids to feed next before greedy decoding."""
+        ...
+
+    def catch_up(self, row: int) -> Sequence[int]:
+        """A row ends: the positions t (of its reasoning tokens) still to probe."""
+        ...
+
+    def ended(self, row: int, probes: Mapping[int, Probe]) -> None:
+        """The probes of ``catch_up``'s positions; the row is gone from the batch after this."""
+        ...
+
+
+@runtime_checkable
+class WatchedBackend(Protocol):
+    """A backend that can decode under a ``Watch`` (optional; the hf backend has it)."""
+
+    def decode_watched(
+        self, prompts: Sequence[str], config: SamplingConfig, watch: Watch, batch_index: int = 0
+    ) -> Iterator[int]:
+        """Decode ``config.n`` samples of each prompt as one batch, seeded by ``batch_index``
+        as ``Backend.sample`` seeds that batch, reporting to ``watch``; yields the step
+        number after every step (so a caller can stream). Rows are ``i * n + k``."""
+        ...

@@ -1,0 +1,22 @@
+"""``eas score --attention flex|sdpa``: the same numbers, and the kernel recorded with the run."""
+
+import json
+
+import numpy as np
+from helpers import arithmetic_records, write_jsonl
+
+from eas.cli import main
+from eas.storage.parts import read_manifest
+
+
+def test_score_with_flex_and_sdpa(tiny_dir, tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", arithmetic_records(3))
+    rows = {}
+    for attention in ("sdpa", "flex"):
+        out = tmp_path / f"{attention}.jsonl"
+        args = ["-q", "score", str(src), "--model", str(tiny_dir), "--trajectory", "--chunk-size", "64"]
+        assert main([*args, "--attention", attention, "--out", str(out)]) == 0
+        assert read_manifest(out)["backend"]["attention"] == attention
+        rows[attention] = [json.loads(line) for line in out.read_text().splitlines()]
+    for f, s in zip(rows["flex"], rows["sdpa"], strict=True):
+        np.testing.assert_allclose(f["trajectory"], s["trajectory"], atol=1e-4, rtol=0)

@@ -1,0 +1,101 @@
+"""``eas sample --monitor/--stop/--probe-every/--trajectory`` in-process through ``main([...])``."""
+
+import json
+
+import pytest
+from helpers import write_jsonl
+
+from eas.cli import main
+
+QUESTIONS = [
+    {"id": "q1", "question": "What is 7 + 5?", "answer": "12"},
+    {"id": "q2", "question": "What is 9 - 4?", "answer": "5"},
+]
+COMMON = ["-n", "2", "--max-new-tokens", "12", "--seed", "1", "--temperature", "1.0", "--no-fewshot"]
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_sample_monitor_writes_online_eas_and_eas_view_shows_it(tmp_path, tiny_dir):
+    q = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    plain, online = tmp_path / "plain.jsonl", tmp_path / "online.jsonl"
+    model = ["--model", str(tiny_dir)]
+    assert main(["-q", "sample", str(q), "--out", str(plain), *model, *COMMON]) == 0
+    argv = [
+        "-q",
+        "sample",
+        str(q),
+        "--out",
+        str(online),
+        *model,
+        *COMMON,
+        "--monitor",
+        "--trajectory",
+        "--end",
+        "response",
+    ]
+    assert main(argv) == 0
+    rows, ref = _lines(online), _lines(plain)
+    assert [r["response"] for r in rows] == [r["response"] for r in ref]  # monitoring changes no sample
+    for r in rows:
+        assert r["online"] and r["eas"] == pytest.approx(sum(r["trajectory"]), rel=1e-9)
+        assert r["n_probes"] == len(r["trajectory"]) == r["answer_end_token"] - 1
+        assert len(r["token_spans"]) == r["response_tokens"] and r["stopped_at"] is None
+    page = tmp_path / "page.html"
+    assert main(["-q", "view", str(online), "--id", "q1/0", "--out", str(page)]) == 0
+    assert page.stat().st_size > 0
+    # a rerun with other monitor settings is refused, not mixed
+    assert main([*argv[:-2], "--probe-every", "4", "--end", "response"]) == 2
+
+
+def test_sample_stop_rule_and_probe_every(tmp_path, tiny_dir):
+    q = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    out = tmp_path / "s.jsonl"
+    argv = ["-q", "sample", str(q), "--out", str(out), "--model", str(tiny_dir), *COMMON, "--end", "response"]
+    assert main([*argv, "--stop", "budget:n=4", "--answer-tokens", "3", "--probe-every", "2"]) == 0
+    for r in _lines(out):
+        assert r["stopped_at"] == 4 and r["stop_reason"] == "budget: 4 tokens" and r["probe_stride"] == 2
+        assert "\\boxed{" in r["response"] and r["n_probes"] == 4 and r["n_probes_run"] <= 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--stop", "nope"], "unknown stop rule 'nope'"),
+        (["--stop", "eat:beta=2"], "bad setting 'beta=2'"),
+        (["--probe-every", "0"], "--probe-every must be an integer >= 1"),
+        (["--monitor", "--backend", "openai"], "use --backend hf"),
+    ],
+)
+def test_monitor_usage_errors(tmp_path, capsys, extra, message):
+    q = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    assert main(["-q", "sample", str(q), "--out", str(tmp_path / "s.jsonl"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_help_lists_the_monitor_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for word in ("--monitor", "--stop", "--probe-every", "--trajectory", "eat (alpha, delta, m)"):
+        assert word in out
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    assert "--online" in capsys.readouterr().out
+
+
+def test_a_model_online_probes_cannot_run_in_is_refused_with_the_reason(tokenizer):
+    from types import SimpleNamespace
+
+    from eas.cli.common import UsageError
+    from eas.cli.online import check_online_backend
+    from eas.testing.models import make_tiny_llama
+
+    model = make_tiny_llama(len(tokenizer))
+    assert check_online_backend(SimpleNamespace(model=model)).model is model
+    model.config._attn_implementation = "flash_attention_2"  # takes no 4-D mask
+    with pytest.raises(UsageError, match="online probes do not support attention implementation 'flash_attention_2'"):
+        check_online_backend(SimpleNamespace(model=model))
