@@ -23,8 +23,7 @@ def _lines(path):
 
 def _study(be, tmp, online, sampling, eas):
     questions = load_questions(write_jsonl(tmp / "q.jsonl", QUESTIONS))
-    config = StudyConfig(sampling=sampling, eas=eas, extract=("boxed", "last-number"), bootstrap_resamples=100,
-                         online=online)  # fmt: skip
+    config = StudyConfig(sampling=sampling, eas=eas, extract=("boxed", "last-number"), online=online)
     out = tmp / ("online" if online else "posthoc")
     run_study(questions, be, config, out, load_fewshot(None))
     return (
