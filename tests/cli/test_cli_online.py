@@ -58,6 +58,11 @@ def test_sample_stop_rule_and_probe_every(tmp_path, tiny_dir):
     for r in _lines(out):
         assert r["stopped_at"] == 4 and r["stop_reason"] == "budget: 4 tokens" and r["probe_stride"] == 2
         assert "\\boxed{" in r["response"] and r["n_probes"] == 4 and r["n_probes_run"] <= 3
+    strided = tmp_path / "strided.jsonl"
+    assert main([*argv[:4], str(strided), *argv[5:], "--probe-every", "3", "--trajectory"]) == 0
+    row = _lines(strided)[0]
+    assert row["trajectory_t"] and len(row["trajectory"]) == len(row["trajectory_t"]) < row["n_probes"]
+    assert main(["-q", "view", str(strided), "--id", "q1/0", "--out", str(tmp_path / "strided.html")]) == 0
 
 
 @pytest.mark.parametrize(
