@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import make_tiny_llama
+from support import make_tiny_llama
 
 # Tests never reach a model hub: everything loads from packages or is built in-process.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

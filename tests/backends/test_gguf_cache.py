@@ -146,7 +146,7 @@ def test_model_names_go_through_the_one_cache(fake, tmp_path):
 
 
 def test_the_cli_reports_a_missing_gguf_file(tmp_path, capsys):
-    from helpers import write_jsonl
+    from support import write_jsonl
 
     from eas.cli import main
 

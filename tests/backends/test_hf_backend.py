@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import backend, make_tiny_llama
+from support import backend, make_tiny_llama
 
 from eas.config import EASConfig
 from eas.records import Record

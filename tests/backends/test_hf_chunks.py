@@ -51,7 +51,7 @@ def test_shape_of_a_config_and_probes_per_chunk():
 def test_the_backend_sizes_gpu_chunks_from_free_memory(tiny_model, tokenizer, monkeypatch):
     """On a GPU (faked: the device and its free memory) the chunk follows the free memory."""
     import torch
-    from helpers import backend
+    from support import backend
 
     b = backend(tiny_model, tokenizer)
     assert b._probes_per_chunk(500, 4) == 256  # a CPU: the constant default
@@ -68,7 +68,7 @@ def test_the_backend_sizes_gpu_chunks_from_free_memory(tiny_model, tokenizer, mo
 def test_batches_are_larger_on_a_gpu(tiny_model, tokenizer):
     """Full chunks: a GPU packs more records into a batch, so their probes share forward passes."""
     import torch
-    from helpers import backend
+    from support import backend
 
     from eas.config import CPU_BATCH_TOKENS, GPU_BATCH_TOKENS, EngineConfig
 

@@ -8,7 +8,7 @@ window changes these entropies, so a windowed layer scored as full would fail he
 
 import numpy as np
 import pytest
-from helpers import backend
+from support import backend
 from test_hf_backend import _assert_same, _score
 
 from eas.testing.models import make_tiny_gemma, make_tiny_gemma_multimodal

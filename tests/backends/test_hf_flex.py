@@ -9,7 +9,7 @@ The ranges are checked against the dense masks SDPA takes (``prefill_mask``,
 import numpy as np
 import pytest
 import torch
-from helpers import backend, make_tiny_llama
+from support import backend, make_tiny_llama
 from test_hf_backend import RECORDS, _score
 
 from eas.backends.hf.flex import FlexMasks, block_mask, resolve_attention

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import make_tiny_llama
+from support import make_tiny_llama
 
 from eas.backends.hf.head import Float32Head, check_against_model
 from eas.maths.entropy import entropy_bits_from_logits, logprobs_and_entropy_from_logits
@@ -72,7 +72,7 @@ def test_bf16_products_within_0005_bits_of_the_float32_head(embedded_model, toke
     """A bfloat16 model: bf16 x bf16 products summed in float32 (the tensor cores' arithmetic,
     emulated on a CPU) against the float32 head: every probe of a tiny model's scoring run,
     and the embedded model's distributions over real text."""
-    from helpers import backend
+    from support import backend
     from test_hf_backend import RECORDS, _score
 
     tiny = copy_to_bf16(make_tiny_llama(len(tokenizer), seed=3))

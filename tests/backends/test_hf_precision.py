@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import backend, make_tiny_llama
+from support import backend, make_tiny_llama
 from test_hf_backend import RECORDS
 
 from eas.config import EASConfig

@@ -7,7 +7,7 @@ our per-layer-type staircase masks, so agreement checks the window rule itself.
 
 import numpy as np
 import pytest
-from helpers import backend
+from support import backend
 from test_hf_backend import RECORDS, _assert_same, _score
 
 from eas.config import EASConfig

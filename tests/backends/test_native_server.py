@@ -22,7 +22,7 @@ import json
 from importlib.resources import files
 
 import pytest
-from helpers import check_topk_interval, write_jsonl
+from support import check_topk_interval, write_jsonl
 
 from eas.backends.load import load_backend
 from eas.config import EASConfig, ServerConfig

@@ -193,7 +193,7 @@ def test_server_config_validation():
 
 
 def test_cli_unreachable_server_is_a_usage_error(tmp_path, capsys, embedded_dir):
-    from helpers import write_jsonl
+    from support import write_jsonl
 
     from eas.cli import main
     from eas.testing.llama_server import free_port

@@ -3,7 +3,7 @@
 import json
 
 import numpy as np
-from helpers import arithmetic_records, write_jsonl
+from support import arithmetic_records, write_jsonl
 
 from eas.cli import main
 from eas.storage.parts import read_manifest

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import write_jsonl
+from support import write_jsonl
 
 from eas.cli import main
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import write_jsonl
+from support import write_jsonl
 
 from eas import __version__
 from eas.cli import build_parser, main

@@ -4,7 +4,7 @@ import csv
 import json
 
 import pytest
-from helpers import write_jsonl
+from support import write_jsonl
 
 from eas.cli import main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import arithmetic_records, write_jsonl
+from support import arithmetic_records, write_jsonl
 
 from eas.cli import main
 from eas.selection.builtin_pool import make_pool, make_test

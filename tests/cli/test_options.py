@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pytest
-from helpers import write_jsonl
+from support import write_jsonl
 
 from eas.cli import build_parser, main, options
 from eas.cli.__init__ import _subcommands

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import write_jsonl
+from support import write_jsonl
 
 from eas.cli import main
 

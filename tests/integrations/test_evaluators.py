@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import write_jsonl
+from support import write_jsonl
 
 from eas.cli import main
 from eas.integrations.evaluators import lighteval_row, lighteval_source, lm_eval_rows, lm_eval_source

@@ -6,7 +6,7 @@ import inspect
 import json
 
 import pytest
-from helpers import arithmetic_records, write_jsonl
+from support import arithmetic_records, write_jsonl
 
 datasets = pytest.importorskip("datasets")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import backend
+from support import backend
 
 from eas.backends.base import EncodedRecord
 from eas.backends.hf.generate import generate_samples

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from helpers import backend
+from support import backend
 
 from eas.config import EASConfig, MonitorConfig, SamplingConfig
 from eas.sampling.online import sample_questions_online

@@ -1,7 +1,7 @@
 """Prompts, question files, and the batched sampler (against transformers' generate)."""
 
 import pytest
-from helpers import write_jsonl
+from support import write_jsonl
 
 from eas.backends.hf.generate import generate_samples
 from eas.config import SamplingConfig

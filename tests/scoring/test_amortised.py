@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import arithmetic_records, backend, make_tiny_llama, write_jsonl
+from support import arithmetic_records, backend, make_tiny_llama, write_jsonl
 
 from eas.backends.hf.features import default_layers, position_features
 from eas.backends.spec import LoadedBackend

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from helpers import arithmetic_records, make_tiny_llama, write_jsonl
+from support import arithmetic_records, make_tiny_llama, write_jsonl
 
 from eas.backends.load import load_backend
 from eas.backends.spec import BackendSpec

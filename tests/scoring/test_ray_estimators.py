@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from helpers import arithmetic_records, write_jsonl
+from support import arithmetic_records, write_jsonl
 from test_ray import _same
 
 pytestmark = pytest.mark.ray

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import arithmetic_records as _records
-from helpers import write_jsonl
+from support import arithmetic_records as _records
+from support import write_jsonl
 
 from eas.records import InputError
 from eas.storage.parts import PartStore

@@ -4,7 +4,7 @@ record whose logits are not finite (it would be recomputed on every rerun, forev
 from __future__ import annotations
 
 import pytest
-from helpers import arithmetic_records, backend, write_jsonl
+from support import arithmetic_records, backend, write_jsonl
 
 from eas.backends.base import NonFiniteLogitsError
 from eas.backends.openai.client import ServerError

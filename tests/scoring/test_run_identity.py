@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import arithmetic_records, write_jsonl
+from support import arithmetic_records, write_jsonl
 
 from eas.cli import main
 from eas.records import InputError

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import arithmetic_records, backend, write_jsonl
+from support import arithmetic_records, backend, write_jsonl
 
 from eas.backends.spec import LoadedBackend
 from eas.config import EASConfig

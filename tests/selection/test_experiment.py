@@ -7,7 +7,7 @@ import math
 from dataclasses import replace
 
 import pytest
-from helpers import write_jsonl
+from support import write_jsonl
 
 from eas.cli import main
 from eas.config import SamplingConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import make_tiny_llama
+from support import make_tiny_llama
 
 from eas.records import Record
 from eas.selection.training import TrainConfig, checkpoints_to_keep, split_validation, train
@@ -79,7 +79,7 @@ def test_pure_helpers():
 
 
 def test_cli_train_quiet_prints_nothing_and_names_the_rows_it_leaves_out(tmp_path, tiny_dir, capsys):
-    from helpers import write_jsonl
+    from support import write_jsonl
 
     from eas.cli import main
 

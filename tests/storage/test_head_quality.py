@@ -6,7 +6,7 @@ import doctest
 import json
 
 import pytest
-from helpers import arithmetic_records, write_jsonl
+from support import arithmetic_records, write_jsonl
 
 from eas.cli import main
 from eas.config import AmortisedConfig

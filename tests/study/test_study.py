@@ -6,7 +6,7 @@ import math
 import re
 
 import pytest
-from helpers import backend, write_jsonl
+from support import backend, write_jsonl
 
 from eas.config import EASConfig, SamplingConfig
 from eas.maths.metrics import METRICS

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import backend, write_jsonl
+from support import backend, write_jsonl
 
 from eas.config import EASConfig, SamplingConfig
 from eas.maths.metrics import METRICS

@@ -2,7 +2,7 @@
 
 import math
 
-from helpers import backend
+from support import backend
 
 from eas.config import EASConfig, SamplingConfig
 from eas.study.study import StudyConfig, score_samples

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import write_jsonl
+from support import write_jsonl
 from view_helpers import synthetic_row, trace_data
 
 from eas.cli import main
