@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -181,7 +182,7 @@ def _same(shown: Any, real: Any, where: str) -> None:
 
 def _check_row(block: Block, folder: Path) -> None:
     rid, name = block.row_of  # type: ignore[misc]
-    rows = [json.loads(line) for line in (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(folder / name)
     real = next((r for r in rows if str(r.get("id")) == rid), None)
     assert real is not None, f"README line {block.line}: no row {rid!r} in {name}"
     _same(json.loads(block.text), real, f"README line {block.line}: row {rid}")

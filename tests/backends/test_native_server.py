@@ -19,14 +19,12 @@ the trace interval (ten times the mean quantisation difference), r >= 0.95.
 """
 
 import json
-from importlib.resources import files
 
 import pytest
-from support import check_topk_interval, write_jsonl
+from support import check_topk_interval, example_records, read_jsonl, write_jsonl
 
 from eas.backends.load import load_backend
 from eas.config import EASConfig, ServerConfig
-from eas.records import Record
 from eas.scoring.runs import score_records
 
 pytestmark = pytest.mark.server
@@ -34,11 +32,6 @@ pytestmark = pytest.mark.server
 MIN_INSIDE = 0.95
 TOL_PER_PROBE = 0.05  # bits, see the module docstring
 MIN_R = 0.95
-
-
-def _records(n: int) -> list[Record]:
-    lines = files("eas").joinpath("data/example_traces.jsonl").read_text().splitlines()[:n]
-    return [Record(r["id"], r["prompt"], r["response"], r.get("answer")) for r in map(json.loads, lines)]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +43,7 @@ def native_url():
 
 
 def test_exact_eas_lies_within_the_topk_interval(native_url, embedded_dir):
-    records = _records(4)
+    records = example_records(4)
     config = EASConfig(trajectory=True)
     server = load_backend("embedded", backend="openai", server=ServerConfig(base_url=native_url, concurrency=1))
     rows = list(score_records(records, server, config))
@@ -72,12 +65,12 @@ def test_cli_score_records_the_server_in_the_manifest(native_url, tmp_path, caps
     from eas.cli import main
 
     src = write_jsonl(
-        tmp_path / "in.jsonl", [{"id": r.id, "prompt": r.prompt, "response": r.response} for r in _records(1)]
+        tmp_path / "in.jsonl", [{"id": r.id, "prompt": r.prompt, "response": r.response} for r in example_records(1)]
     )
     out = tmp_path / "scored.jsonl"
     assert main(["score", str(src), "--backend", "openai", "--base-url", native_url, "--out", str(out)]) == 0
     assert "HTTP Request" not in capsys.readouterr().err  # no line per probe
-    row = json.loads(out.read_text())
+    (row,) = read_jsonl(out)
     assert row["id"] == "add-1" and row["eas_bound"] > 0
     server = json.loads((tmp_path / "scored.jsonl.manifest.json").read_text())["backend"]["server"]
     assert server["prompt_mode"] == "ids" and server["shape"] == "content" and server["keyed_by"] == "id"
@@ -102,7 +95,7 @@ def test_sample_through_the_native_server(tmp_path):
             args = ["-q", "sample", str(questions), "--model", "embedded", "--backend", "openai", "--base-url", url]
             args += ["-n", "2", "--max-new-tokens", "16", "--concurrency", "1", "--seed", "5"]
             assert main([*args, "--out", str(tmp_path / f"{name}.jsonl")]) == 0
-        runs.append([json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()])
+        runs.append(read_jsonl(tmp_path / f"{name}.jsonl"))
     rows, again = runs
     assert [r["id"] for r in rows] == ["q0/0", "q0/1", "q1/0", "q1/1"]
     assert all(r["response"] and isinstance(r["correct"], bool) for r in rows)

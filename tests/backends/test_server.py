@@ -14,16 +14,12 @@ correlate with the interval midpoints at r = 0.93. Tolerances below: 0.1 bits pe
 on the trace interval, at least 70 % of positions inside, r >= 0.85.
 """
 
-import json
-from importlib.resources import files
-
 import numpy as np
 import pytest
-from support import check_topk_interval, write_jsonl
+from support import check_topk_interval, example_records, read_jsonl, write_jsonl
 
 from eas.backends.load import load_backend
 from eas.config import EASConfig, ServerConfig
-from eas.records import Record
 from eas.scoring.runs import score_records
 
 pytestmark = pytest.mark.server
@@ -33,22 +29,8 @@ MIN_INSIDE = 0.70
 MIN_R = 0.85
 
 
-def _records(n: int) -> list[Record]:
-    lines = files("eas").joinpath("data/example_traces.jsonl").read_text().splitlines()[:n]
-    return [Record(r["id"], r["prompt"], r["response"], r.get("answer")) for r in map(json.loads, lines)]
-
-
-@pytest.fixture(scope="module")
-def llama_url():
-    pytest.importorskip("llama_cpp.server")
-    from eas.testing.llama_server import local_llama_server
-
-    with local_llama_server(n_ctx=2048) as url:
-        yield url
-
-
 def test_exact_eas_lies_within_the_topk_interval(llama_url, embedded_dir):
-    records = _records(4)
+    records = example_records(4)
     config = EASConfig(trajectory=True)
     server = load_backend("embedded", backend="openai", server=ServerConfig(base_url=llama_url, concurrency=2))
     rows = list(score_records(records, server, config))
@@ -62,13 +44,13 @@ def test_cli_scores_through_the_server_and_topk_stats(llama_url, tmp_path, capsy
     from eas.cli import main
 
     src = write_jsonl(
-        tmp_path / "in.jsonl", [{"id": r.id, "prompt": r.prompt, "response": r.response} for r in _records(2)]
+        tmp_path / "in.jsonl", [{"id": r.id, "prompt": r.prompt, "response": r.response} for r in example_records(2)]
     )
     out = tmp_path / "scored.jsonl"
     args = ["-q", "score", str(src), "--backend", "openai", "--base-url", llama_url, "--trajectory", "--out", str(out)]
     assert main(args) == 0
-    rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [r["id"] for r in rows] == [r.id for r in _records(2)]
+    rows = read_jsonl(out)
+    assert [r["id"] for r in rows] == [r.id for r in example_records(2)]
     assert all(len(r["trajectory_bound"]) == len(r["trajectory_topk_mass"]) == r["n_probes"] for r in rows)
     capsys.readouterr()
     assert main(["topk-stats", str(out)]) == 0
@@ -89,8 +71,8 @@ def test_sample_through_the_server(llama_url, tmp_path):
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     assert main(["-q", *args, "--out", str(first)]) == 0
     assert main(["-q", *args, "--out", str(second)]) == 0
-    rows = [json.loads(line) for line in first.read_text().splitlines()]
+    rows = read_jsonl(first)
     assert [r["id"] for r in rows] == ["q0/0", "q0/1", "q1/0", "q1/1"]
     assert all(r["response"] and isinstance(r["correct"], bool) for r in rows)
-    again = [json.loads(line)["response"] for line in second.read_text().splitlines()]
+    again = [r["response"] for r in read_jsonl(second)]
     assert again == [r["response"] for r in rows]  # the same seed gives the same samples

@@ -4,26 +4,17 @@ and the API key nowhere in what a run writes."""
 
 from __future__ import annotations
 
-import json
 from importlib.resources import files
 
 import pytest
 from fault_proxy import fault_proxy
+from support import read_jsonl
 
 from eas.cli import main
 
 pytestmark = pytest.mark.server
 
 KEY = "sk-test-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def llama_url():
-    pytest.importorskip("llama_cpp.server")
-    from eas.testing.llama_server import local_llama_server
-
-    with local_llama_server(n_ctx=2048) as url:
-        yield url
 
 
 @pytest.fixture
@@ -37,10 +28,6 @@ def traces(tmp_path):
 def _score(src, out, url, *extra) -> int:
     args = ["-q", "score", str(src), "--out", str(out), "--model", "embedded", "--backend", "openai"]
     return main([*args, "--base-url", url, "--concurrency", "4", "--timeout", "3", *extra])
-
-
-def _rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _same(rows, ref):
@@ -60,7 +47,7 @@ def test_faults_are_survived_and_the_key_never_written(tmp_path, traces, llama_u
         assert _score(traces, out, url, "--max-retries", "12") == 0
     assert sum(proxy.counts[f] for f in ("500", "429", "hang", "reset", "truncate", "badjson")) >= 20
     assert all(h == f"Bearer {KEY}" for h in proxy.headers_seen)  # the key was sent ...
-    _same(_rows(out), _rows(ref))
+    _same(read_jsonl(out), read_jsonl(ref))
     assert not (tmp_path / "faulty.errors.jsonl").exists()
     for path in tmp_path.rglob("*"):  # ... and is in nothing the runs wrote
         if path.is_file():
@@ -74,10 +61,10 @@ def test_records_that_still_fail_are_retried_on_the_next_run(tmp_path, traces, l
     out = tmp_path / "s.jsonl"
     with fault_proxy(llama_url, rate=0.5, seed=2, hang_s=3.5) as (url, proxy):
         assert _score(traces, out, url, "--max-retries", "0", "--batch-tokens", "1") == 3  # no retries: some fail
-        errors = _rows(tmp_path / "s.errors.jsonl")
+        errors = read_jsonl(tmp_path / "s.errors.jsonl")
         assert errors and all("backend error" in e["error"] for e in errors)
-        assert len(_rows(out)) + len(errors) == 3  # nothing lost
+        assert len(read_jsonl(out)) + len(errors) == 3  # nothing lost
         proxy.rate = 0.0  # the server recovers; the same run again (retries do not change the numbers)
         assert _score(traces, out, url, "--max-retries", "5", "--batch-tokens", "1") == 0
-    _same(_rows(out), _rows(ref))
+    _same(read_jsonl(out), read_jsonl(ref))
     assert not (tmp_path / "s.errors.jsonl").exists()  # the earlier run's errors file is gone

@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import arithmetic_records, make_tiny_llama, write_jsonl
+from support import arithmetic_records, make_tiny_llama, read_jsonl, write_jsonl
 
 from eas.cli import main
-
-
-def _rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +30,7 @@ def test_score_with_a_head_predicts_and_says_so(head, tiny_dir, tmp_path):
     out = tmp_path / "scored.jsonl"
     args = ["-q", "score", str(src), "--model", str(tiny_dir), "--amortised", str(head), "--trajectory"]
     assert main([*args, "--out", str(out)]) == 0
-    rows = _rows(out)
+    rows = read_jsonl(out)
     assert len(rows) == 4 and {r["eas_method"] for r in rows} == {"amortised"}
     assert all(len(r["trajectory"]) == r["n_probes"] and r["n_probes_run"] == 0 for r in rows)
     # The head is part of the run's settings: the exact scorer into the same output refuses.
@@ -59,4 +55,4 @@ def test_select_accepts_a_head(head, tiny_dir, tmp_path):
     assert main([*args, "--amortised", str(head), "--out", str(out)]) == 0
     manifest = json.loads((tmp_path / "picked.jsonl.manifest.json").read_text())
     assert "amortised" in manifest["score_source"] and manifest["chosen"] == 2
-    assert len(_rows(out)) == 2
+    assert len(read_jsonl(out)) == 2

@@ -1,9 +1,7 @@
 """``eas score --attention flex|sdpa``: the same numbers, and the kernel recorded with the run."""
 
-import json
-
 import numpy as np
-from support import arithmetic_records, write_jsonl
+from support import arithmetic_records, read_jsonl, write_jsonl
 
 from eas.cli import main
 from eas.storage.parts import read_manifest
@@ -17,6 +15,6 @@ def test_score_with_flex_and_sdpa(tiny_dir, tmp_path):
         args = ["-q", "score", str(src), "--model", str(tiny_dir), "--trajectory", "--chunk-size", "64"]
         assert main([*args, "--attention", attention, "--out", str(out)]) == 0
         assert read_manifest(out)["backend"]["attention"] == attention
-        rows[attention] = [json.loads(line) for line in out.read_text().splitlines()]
+        rows[attention] = read_jsonl(out)
     for f, s in zip(rows["flex"], rows["sdpa"], strict=True):
         np.testing.assert_allclose(f["trajectory"], s["trajectory"], atol=1e-4, rtol=0)

@@ -1,12 +1,11 @@
 """The command line, in-process through ``main([...])``."""
 
 import csv
-import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import write_jsonl
+from support import read_jsonl, write_jsonl
 
 from eas.cli import main
 
@@ -20,10 +19,6 @@ BAD = [
     {"id": "typed", "prompt": "q", "response": ["not", "text"]},
     {"prompt": "q", "response": r"\boxed{1}", "id": None},
 ]
-
-
-def _lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_help(capsys):
@@ -41,7 +36,7 @@ def test_score_jsonl_all_good(tmp_path, embedded_dir):
     src = write_jsonl(tmp_path / "in.jsonl", GOOD)
     out = tmp_path / "scored.jsonl"
     assert main(["-q", "score", str(src), "--out", str(out), "--trajectory"]) == 0
-    rows = _lines(out)
+    rows = read_jsonl(out)
     assert [r["id"] for r in rows] == ["a", "b"]
     assert all(len(r["trajectory"]) == r["n_probes"] == r["answer_end_token"] - 1 for r in rows)
     assert rows[0]["eas"] == pytest.approx(sum(rows[0]["trajectory"]), rel=1e-9)
@@ -54,8 +49,8 @@ def test_bad_records_go_to_the_errors_file(tmp_path, embedded_dir):
         f.write("{not json\n")
     out = tmp_path / "scored.jsonl"
     assert main(["-q", "score", str(src), "--out", str(out)]) == 3
-    assert [r["id"] for r in _lines(out)] == ["a", 4, "b"]  # the null id falls back to the row index
-    errors = {e["id"]: e["error"] for e in _lines(tmp_path / "scored.errors.jsonl")}
+    assert [r["id"] for r in read_jsonl(out)] == ["a", 4, "b"]  # the null id falls back to the row index
+    errors = {e["id"]: e["error"] for e in read_jsonl(tmp_path / "scored.errors.jsonl")}
     assert set(errors) == {"no-box", "empty", "typed", 6}
     assert "no \\boxed" in errors["no-box"]
     assert errors["empty"] == "empty response"
@@ -67,7 +62,7 @@ def test_end_response_scores_unboxed_traces(tmp_path, embedded_dir):
     src = write_jsonl(tmp_path / "in.jsonl", [BAD[0]])
     out = tmp_path / "s.jsonl"
     assert main(["-q", "score", str(src), "--out", str(out), "--end", "response"]) == 0
-    (row,) = _lines(out)
+    (row,) = read_jsonl(out)
     assert row["answer_end_token"] == row["response_tokens"]
 
 
@@ -84,7 +79,7 @@ def test_parquet_and_csv_with_field_mapping(tmp_path, embedded_dir):
     out_csv = tmp_path / "s.jsonl"
     assert main(["-q", "score", str(tmp_path / "in.csv"), "--out", str(out_csv), *mapping]) == 0
     from_pq = pq.read_table(out_pq).to_pylist()
-    from_csv = _lines(out_csv)
+    from_csv = read_jsonl(out_csv)
     assert [r["id"] for r in from_pq] == ["a", "b"]
     for a, b in zip(from_pq, from_csv, strict=True):
         assert a["eas"] == pytest.approx(b["eas"], rel=1e-6)
@@ -98,16 +93,16 @@ def test_keep_input_feeds_select_and_train(tmp_path, embedded_dir, capsys):
     plain, kept = tmp_path / "plain.jsonl", tmp_path / "kept.jsonl"
     assert main(["-q", "score", str(src), "--out", str(plain), *mapping]) == 0
     assert main(["-q", "score", str(src), "--out", str(kept), "--keep-input", *mapping]) == 0
-    for p, k, r in zip(_lines(plain), _lines(kept), rows, strict=True):
+    for p, k, r in zip(read_jsonl(plain), read_jsonl(kept), rows, strict=True):
         # every input field under its own name (the answer as read: text), then the same results
         assert k == {**r, "answer": str(r["answer"]), **p}
-    assert list(_lines(kept)[0])[:5] == ["qid", "question", "solution", "answer", "topic"]
+    assert list(read_jsonl(kept)[0])[:5] == ["qid", "question", "solution", "answer", "topic"]
 
     picked = tmp_path / "picked.jsonl"
     select = ["-q", "select", "--strategy", "eas", "--budget", "1", "--out", str(picked), *mapping]
     assert main([*select[:2], str(kept), *select[2:]]) == 0
-    (row,) = _lines(picked)
-    best = max(_lines(plain), key=lambda r: r["eas"])
+    (row,) = read_jsonl(picked)
+    best = max(read_jsonl(plain), key=lambda r: r["eas"])
     assert row["qid"] == best["id"] and row["solution"] == {r["qid"]: r for r in rows}[best["id"]]["solution"]
     assert row["selection_score"] == best["eas"]
 

@@ -1,9 +1,7 @@
 """``eas sample --monitor/--stop/--probe-every/--trajectory`` in-process through ``main([...])``."""
 
-import json
-
 import pytest
-from support import write_jsonl
+from support import read_jsonl, write_jsonl
 
 from eas.cli import main
 
@@ -12,10 +10,6 @@ QUESTIONS = [
     {"id": "q2", "question": "What is 9 - 4?", "answer": "5"},
 ]
 COMMON = ["-n", "2", "--max-new-tokens", "12", "--seed", "1", "--temperature", "1.0", "--no-fewshot"]
-
-
-def _lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_sample_monitor_writes_online_eas_and_eas_view_shows_it(tmp_path, tiny_dir):
@@ -37,7 +31,7 @@ def test_sample_monitor_writes_online_eas_and_eas_view_shows_it(tmp_path, tiny_d
         "response",
     ]
     assert main(argv) == 0
-    rows, ref = _lines(online), _lines(plain)
+    rows, ref = read_jsonl(online), read_jsonl(plain)
     assert [r["response"] for r in rows] == [r["response"] for r in ref]  # monitoring changes no sample
     for r in rows:
         assert r["online"] and r["eas"] == pytest.approx(sum(r["trajectory"]), rel=1e-9)
@@ -55,12 +49,12 @@ def test_sample_stop_rule_and_probe_every(tmp_path, tiny_dir):
     out = tmp_path / "s.jsonl"
     argv = ["-q", "sample", str(q), "--out", str(out), "--model", str(tiny_dir), *COMMON, "--end", "response"]
     assert main([*argv, "--stop", "budget:n=4", "--answer-tokens", "3", "--probe-every", "2"]) == 0
-    for r in _lines(out):
+    for r in read_jsonl(out):
         assert r["stopped_at"] == 4 and r["stop_reason"] == "budget: 4 tokens" and r["probe_stride"] == 2
         assert "\\boxed{" in r["response"] and r["n_probes"] == 4 and r["n_probes_run"] <= 3
     strided = tmp_path / "strided.jsonl"
     assert main([*argv[:4], str(strided), *argv[5:], "--probe-every", "3", "--trajectory"]) == 0
-    row = _lines(strided)[0]
+    row = read_jsonl(strided)[0]
     assert row["trajectory_t"] and len(row["trajectory"]) == len(row["trajectory_t"]) < row["n_probes"]
     assert main(["-q", "view", str(strided), "--id", "q1/0", "--out", str(tmp_path / "strided.html")]) == 0
 

@@ -1,10 +1,9 @@
 """The study's commands, in-process through ``main([...])``."""
 
 import csv
-import json
 
 import pytest
-from support import write_jsonl
+from support import read_jsonl, write_jsonl
 
 from eas.cli import main
 
@@ -13,10 +12,6 @@ QUESTIONS = [
     {"id": "q2", "question": "What is 9 - 4?", "answer": "5"},
     {"id": "m1", "question": "How many legs does a spider have?", "choices": ["6", "10", "8", "4"], "answer": "C"},
 ]
-
-
-def _lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.parametrize(
@@ -125,15 +120,15 @@ def test_sample_and_study_with_the_embedded_model(tmp_path, capsys, embedded_dir
     common = ["-n", "2", "--max-new-tokens", "40", "--seed", "1"]
     s = tmp_path / "samples.jsonl"
     assert main(["-q", "sample", str(q), "--out", str(s), *common]) == 0
-    rows = _lines(s)
+    rows = read_jsonl(s)
     assert [r["id"] for r in rows] == ["q1/0", "q1/1", "q2/0", "q2/1", "m1/0", "m1/1"]
     assert all(r["extracted"] is None or isinstance(r["extracted"], str) for r in rows)
     out = tmp_path / "study"
     assert main(["-q", "study", str(q), "--out", str(out), *common, "--label", "smol"]) == 0
-    assert [json.loads(x)["response"] for x in (out / "samples.jsonl").read_text().splitlines()] == [
+    assert [r["response"] for r in read_jsonl(out / "samples.jsonl")] == [
         r["response"] for r in rows
     ]  # same seed, same samples
-    pq = _lines(out / "per_question.jsonl")
+    pq = read_jsonl(out / "per_question.jsonl")
     assert [r["id"] for r in pq] == ["q1", "q2", "m1"]
     assert (out / "report.html").is_file() and (out / "correlations.csv").is_file()
     printed = capsys.readouterr().out
@@ -144,7 +139,7 @@ def test_sample_and_study_with_the_embedded_model(tmp_path, capsys, embedded_dir
 def test_demo_quick(tmp_path, capsys, embedded_dir):
     out = tmp_path / "demo"
     assert main(["-q", "demo", "--quick", "--out", str(out)]) == 0
-    pq = _lines(out / "per_question.jsonl")
+    pq = read_jsonl(out / "per_question.jsonl")
     assert len(pq) == 16 and sum(r["kind"] == "choice" for r in pq) == 4
     assert all(r["n_samples"] == 4 for r in pq)
     with (out / "correlations.csv").open() as f:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 
-from support import arithmetic_records, write_jsonl
+from support import arithmetic_records, read_jsonl, write_jsonl
 
 from eas.cli import main
 
@@ -16,7 +15,7 @@ def test_score_ends_with_a_summary_on_stdout(tmp_path, tiny_dir, capsys):
     out = tmp_path / "s.jsonl"
     assert main(["-q", "score", str(src), "--out", str(out), "--model", str(tiny_dir)]) == 3
     printed = capsys.readouterr().out.splitlines()
-    scored = [json.loads(x) for x in out.read_text().splitlines()]
+    scored = read_jsonl(out)
     eas = {r["id"]: r["eas"] for r in scored}
     ranked = sorted(eas, key=eas.get)
     assert printed[0] == "6 rows, 1 errors"
@@ -50,7 +49,7 @@ def test_a_clean_run_writes_no_errors_file_and_removes_a_stale_one(tmp_path, tin
     out = tmp_path / "s.jsonl"
     errors = tmp_path / "s.errors.jsonl"
     assert main(["-q", "score", str(src), "--out", str(out), "--model", str(tiny_dir)]) == 3
-    assert [json.loads(x)["id"] for x in errors.read_text().splitlines()] == ["x"]
+    assert [e["id"] for e in read_jsonl(errors)] == ["x"]
     write_jsonl(src, arithmetic_records(3))
     assert main(["-q", "score", str(src), "--out", str(out), "--model", str(tiny_dir), "--overwrite"]) == 0
     assert not errors.exists() and len(out.read_text().splitlines()) == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import write_jsonl
+from support import read_jsonl, write_jsonl
 
 from eas.cli import main
 
@@ -17,15 +17,11 @@ POOL = [
 ]
 
 
-def _rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def test_eas_from_a_column_keeps_rows_unchanged(tmp_path):
     src = write_jsonl(tmp_path / "pool.jsonl", POOL)
     out = tmp_path / "picked.jsonl"
     assert main(["-q", "select", str(src), "--strategy", "eas", "--budget", "2", "--out", str(out)]) == 0
-    picked = _rows(out)
+    picked = read_jsonl(out)
     assert [r["id"] for r in picked] == ["b", "c"]  # tie at 9.0: input order
     assert picked[0] == {**POOL[1], "selection_score": 9.0, "selection_rank": 1}
     manifest = json.loads((tmp_path / "picked.jsonl.manifest.json").read_text())
@@ -42,7 +38,7 @@ def test_scores_from_an_eas_score_file(tmp_path):
     out = tmp_path / "picked.jsonl"
     args = ["-q", "select", str(src), "--strategy", "hes", "--budget", "5", "--scores", str(scored), "--out", str(out)]
     assert main(args) == 0
-    assert [r["id"] for r in _rows(out)] == ["a", "c", "b"]  # d has no score: not eligible
+    assert [r["id"] for r in read_jsonl(out)] == ["a", "c", "b"]  # d has no score: not eligible
     assert json.loads((tmp_path / "picked.jsonl.manifest.json").read_text())["shortfall"] == 2
 
 
@@ -50,7 +46,7 @@ def test_length_counts_tokens_and_random_is_seeded(tmp_path, embedded_dir):
     src = write_jsonl(tmp_path / "pool.jsonl", POOL)
     out = tmp_path / "long.jsonl"
     assert main(["-q", "select", str(src), "--strategy", "length", "--budget", "2", "--out", str(out)]) == 0
-    picked = _rows(out)
+    picked = read_jsonl(out)
     assert [r["id"] for r in picked] == ["b", "c"]
     assert picked[0]["selection_score"] > picked[1]["selection_score"] > 10
     r1, r2 = tmp_path / "r1.jsonl", tmp_path / "r2.jsonl"
@@ -59,7 +55,7 @@ def test_length_counts_tokens_and_random_is_seeded(tmp_path, embedded_dir):
             main(["-q", "select", str(src), "--strategy", "random", "--budget", "3", "--seed", "7", "--out", str(out)])
             == 0
         )
-    assert _rows(r1) == _rows(r2) and len(_rows(r1)) == 3
+    assert read_jsonl(r1) == read_jsonl(r2) and len(read_jsonl(r1)) == 3
 
 
 def test_eas_scored_with_the_model_when_no_column(tmp_path, embedded_dir):
@@ -67,7 +63,7 @@ def test_eas_scored_with_the_model_when_no_column(tmp_path, embedded_dir):
     src = write_jsonl(tmp_path / "pool.jsonl", raw)
     out = tmp_path / "picked.jsonl"
     assert main(["-q", "select", str(src), "--strategy", "eas", "--budget", "1", "--out", str(out)]) == 0
-    (row,) = _rows(out)
+    (row,) = read_jsonl(out)
     assert row["selection_score"] > 0
     assert json.loads((tmp_path / "picked.jsonl.manifest.json").read_text())["score_source"] == "scored with embedded"
 
@@ -90,6 +86,6 @@ def test_eas_scored_with_a_probe_stride(tmp_path, embedded_dir):
     out = tmp_path / "picked.jsonl"
     argv = ["-q", "select", str(src), "--strategy", "eas", "--budget", "1", "--out", str(out)]
     assert main([*argv, "--probe-stride", "2", "--probe-seed", "3"]) == 0
-    (row,) = _rows(out)
+    (row,) = read_jsonl(out)
     assert row["selection_score"] > 0
     assert main([*argv, "--probe-stride", "0"]) == 2

@@ -6,13 +6,12 @@ the embedded SmolLM2-135M on 12 questions of eas's built-in set).
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from support import write_jsonl
+from support import read_jsonl, write_jsonl
 
 from eas.cli import main
 from eas.integrations.evaluators import lighteval_row, lighteval_source, lm_eval_rows, lm_eval_source
@@ -22,10 +21,6 @@ from eas.storage.inputs import read_records
 DATA = Path(__file__).parent / "data"
 LM_EVAL = DATA / "lm_eval_samples.jsonl"
 LIGHTEVAL = DATA / "lighteval_details.parquet"
-
-
-def _jsonl(path):
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 def _auroc_by_hand(scores, wrong) -> float:
@@ -41,7 +36,7 @@ def _summary_values(text: str) -> dict[str, float]:
 
 
 def test_lm_eval_samples_become_records_with_the_metrics_kept():
-    raw = _jsonl(LM_EVAL)
+    raw = read_jsonl(LM_EVAL)
     records = list(read_records(lm_eval_source(LM_EVAL)))
     assert len(records) == len(raw) == 12
     for rec, line in zip(records, raw, strict=True):
@@ -57,7 +52,7 @@ def test_eas_score_from_lm_eval_reports_auroc_for_the_wrong_answers(tmp_path, ti
     out = tmp_path / "scored.jsonl"
     assert main(["score", str(LM_EVAL), "--from", "lm-eval", "--model", str(tiny_dir), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    rows = _jsonl(out)
+    rows = read_jsonl(out)
     assert len(rows) == 12 and all("exact_match" in r and "doc_id" in r for r in rows)
     wrong = [r["exact_match"] == 0 for r in rows]
     assert 0 < sum(wrong) < len(rows)
@@ -75,7 +70,7 @@ def test_eas_score_from_lm_eval_reports_auroc_for_the_wrong_answers(tmp_path, ti
     for flag, same in (["--no-chat-template"], True), ([], False):
         ref = tmp_path / f"ref{len(flag)}.jsonl"
         assert main(["-q", "score", str(plain), "--model", str(tiny_dir), "--out", str(ref), *flag]) == 0
-        match = [a["eas"] == pytest.approx(b["eas"], rel=1e-6) for a, b in zip(rows, _jsonl(ref), strict=True)]
+        match = [a["eas"] == pytest.approx(b["eas"], rel=1e-6) for a, b in zip(rows, read_jsonl(ref), strict=True)]
         assert all(match) if same else not any(match)
 
 
@@ -144,7 +139,7 @@ def test_lm_eval_layout_variants():
 
 
 def test_lm_eval_filters_one_read_at_a_time(tmp_path, capsys):
-    raw = _jsonl(LM_EVAL)[:3]
+    raw = read_jsonl(LM_EVAL)[:3]
     lines = [{**r, "filter": "strict"} for r in raw] + [{**r, "filter": "flexible", "exact_match": 0.5} for r in raw]
     path = write_jsonl(tmp_path / "samples_two_filters.jsonl", lines)
     first = list(read_records(lm_eval_source(path)))
@@ -194,14 +189,14 @@ def test_option_conflicts_and_a_bad_sample_in_the_middle(tmp_path, tiny_dir, cap
     assert main([*args, "--from", "lm-eval", "--correct-field", "filter"]) == 2
     assert "--correct-field 'filter' is not 0/1" in capsys.readouterr().err
 
-    lines = _jsonl(LM_EVAL)[:4]
+    lines = read_jsonl(LM_EVAL)[:4]
     lines[2]["resps"] = [[[-2.0, True]]]  # a log-likelihood line among generations
     path = write_jsonl(tmp_path / "samples_mixed.jsonl", lines)
     mixed = tmp_path / "mixed.jsonl"
     assert main(["-q", "score", str(path), "--from", "lm-eval", "--model", str(tiny_dir), "--out", str(mixed)]) == 3
-    errors = _jsonl(tmp_path / "mixed.errors.jsonl")
+    errors = read_jsonl(tmp_path / "mixed.errors.jsonl")
     assert [e["id"] for e in errors] == [2] and "EAS needs a generate_until task" in errors[0]["error"]
-    assert [r["id"] for r in _jsonl(mixed)] == [0, 1, 3]
+    assert [r["id"] for r in read_jsonl(mixed)] == [0, 1, 3]
 
 
 def test_lm_eval_runs_live_on_a_tiny_model_and_its_file_is_read(tmp_path, tiny_dir):
@@ -213,7 +208,7 @@ def test_lm_eval_runs_live_on_a_tiny_model_and_its_file_is_read(tmp_path, tiny_d
 
     script = runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "make_eval_fixtures.py"))
     assert script["main"](["--lm-eval", "--model", str(tiny_dir), "--limit", "3", "--out", str(tmp_path)]) == 0
-    raw = _jsonl(tmp_path / "lm_eval_samples.jsonl")
+    raw = read_jsonl(tmp_path / "lm_eval_samples.jsonl")
     records = list(read_records(lm_eval_source(tmp_path / "lm_eval_samples.jsonl")))
     assert [r.id for r in records] == [0, 1, 2] and all(r.extra["exact_match"] in (0.0, 1.0) for r in records)
     assert [r.response for r in records] == [line["resps"][0][0] for line in raw]

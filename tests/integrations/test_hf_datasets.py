@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import inspect
-import json
 
 import pytest
-from support import arithmetic_records, write_jsonl
+from support import arithmetic_records, read_jsonl, write_jsonl
 
 datasets = pytest.importorskip("datasets")
 
@@ -21,10 +20,6 @@ def _score(src, out, model, *extra) -> int:
     return main(["-q", "score", str(src), "--out", str(out), "--model", str(model), *extra])
 
 
-def _jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, tiny_dir):
     """The records scored from a plain JSONL file: what every data-set path must reproduce."""
@@ -32,7 +27,7 @@ def reference(tmp_path_factory, tiny_dir):
     rows = arithmetic_records(12)
     src = write_jsonl(tmp / "in.jsonl", rows)
     assert _score(src, tmp / "ref.jsonl", tiny_dir) == 0
-    return rows, {r["id"]: r for r in _jsonl(tmp / "ref.jsonl")}
+    return rows, {r["id"]: r for r in read_jsonl(tmp / "ref.jsonl")}
 
 
 def test_save_to_disk_in_and_out_adds_the_eas_columns(tmp_path, tiny_dir, reference, monkeypatch):
@@ -68,7 +63,7 @@ def test_parquet_shards_and_a_cached_data_set_by_name(tmp_path, tiny_dir, refere
     pq.write_table(pa.Table.from_pylist(rows[:5]), shards / "train-00000-of-00002.parquet")
     pq.write_table(pa.Table.from_pylist(rows[5:]), shards / "train-00001-of-00002.parquet")
     assert _score(tmp_path / "shards", tmp_path / "from_shards.jsonl", tiny_dir) == 0
-    got = _jsonl(tmp_path / "from_shards.jsonl")
+    got = read_jsonl(tmp_path / "from_shards.jsonl")
     assert [r["id"] for r in got] == [r["id"] for r in rows]  # shards in name order
     assert all(r["eas"] == pytest.approx(ref[r["id"]]["eas"], rel=1e-6) for r in got)
 
@@ -76,7 +71,7 @@ def test_parquet_shards_and_a_cached_data_set_by_name(tmp_path, tiny_dir, refere
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
     datasets.load_dataset(str(tmp_path / "shards"), split="train")
     assert _score("shards:train", tmp_path / "from_cache.jsonl", tiny_dir) == 0
-    assert [r["eas"] for r in _jsonl(tmp_path / "from_cache.jsonl")] == [r["eas"] for r in got]
+    assert [r["eas"] for r in read_jsonl(tmp_path / "from_cache.jsonl")] == [r["eas"] for r in got]
 
 
 class _CountingDataset:
@@ -129,7 +124,7 @@ def test_messages_data_set_scored_and_selected_into_a_data_set(tmp_path, tiny_di
     src = tmp_path / "chats"
     datasets.Dataset.from_list(chats).save_to_disk(str(src))
     assert _score(src, tmp_path / "scored.jsonl", tiny_dir) == 0
-    assert all(r["eas"] == pytest.approx(ref[r["id"]]["eas"], rel=1e-6) for r in _jsonl(tmp_path / "scored.jsonl"))
+    assert all(r["eas"] == pytest.approx(ref[r["id"]]["eas"], rel=1e-6) for r in read_jsonl(tmp_path / "scored.jsonl"))
     out = tmp_path / "picked"
     args = ["-q", "select", str(src), "--strategy", "length", "--budget", "3", "--model", str(tiny_dir)]
     assert main([*args, "--out", f"{out}/"]) == 0

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from support import write_jsonl
+from support import read_jsonl, write_jsonl
 
 from eas.cli import main
 from eas.integrations.layouts import apply_layout, check_layout, choose_layout
@@ -84,7 +82,7 @@ def test_eas_select_reads_a_jsonl_file_in_a_preset_layout(tmp_path):
     src = write_jsonl(tmp_path / "gens.jsonl", rows)
     out = tmp_path / "picked.jsonl"
     assert main(["-q", "select", str(src), "--strategy", "random", "--budget", "3", "--out", str(out)]) == 0
-    picked = [json.loads(line) for line in out.read_text().splitlines()]
+    picked = read_jsonl(out)
     assert sorted(r["id"] for r in picked) == ["a/0", "a/1", "b/0"]
     # an explicit layout that does not fit: one line naming the columns it needs
     assert main(["-q", "select", str(src), "--strategy", "random", "--budget", "1", "--out", str(out),

@@ -15,11 +15,11 @@ independently of eas's probe code.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
+from support import read_jsonl, write_jsonl
 
 from eas.cli import main
 
@@ -38,22 +38,18 @@ BAD = [
 ]
 
 
-def _lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def _score(gguf: Path, src: Path, out: Path, *extra: str) -> int:
     return main(["-q", "score", str(src), "--model", str(gguf), "--trajectory", "--out", str(out), *extra])
 
 
 @pytest.fixture(scope="module")
 def subset_input(tmp_path_factory) -> tuple[Path, list[dict]]:
-    rows = [r for r in _lines(BUNDLED) if r["id"] in SUBSET]
+    rows = [r for r in read_jsonl(BUNDLED) if r["id"] in SUBSET]
     assert [r["id"] for r in rows] == list(SUBSET)
     rows.append(LONG)
     path = tmp_path_factory.mktemp("gemma-in") / "in.jsonl"
     mixed = [rows[0], *BAD, *rows[1:]]
-    path.write_text("".join(json.dumps(r) + "\n" for r in mixed))
+    write_jsonl(path, mixed)
     return path, rows
 
 
@@ -83,9 +79,9 @@ def _entropy_bits(logits) -> float:
 def test_records_errors_and_exit_status(naive_run, subset_input):
     rc, out = naive_run
     assert rc == 3  # some records skipped
-    rows = _lines(out)
+    rows = read_jsonl(out)
     assert [r["id"] for r in rows] == [*SUBSET, LONG["id"]]  # input order, bad rows left out
-    errors = {e["id"]: e["error"] for e in _lines(out.with_name("naive.errors.jsonl"))}
+    errors = {e["id"]: e["error"] for e in read_jsonl(out.with_name("naive.errors.jsonl"))}
     assert set(errors) == {"no-box", "empty"}
     assert "no \\boxed" in errors["no-box"] and errors["empty"] == "empty response"
     for row in rows:
@@ -106,7 +102,7 @@ def test_naive_numbers_are_the_models(naive_run, subset_input, gemma):
     _, out = naive_run
     _, rows = subset_input
     record = rows[0]  # "square": "13 squared is 13 x 13 = 169. The answer is \\boxed{169}."
-    row = _lines(out)[0]
+    row = read_jsonl(out)[0]
     assert row["id"] == record["id"]
 
     # no chat template: the raw prompt with the tokenizer's special tokens, one BOS
@@ -136,7 +132,7 @@ def test_naive_numbers_are_the_models(naive_run, subset_input, gemma):
 def test_the_long_prompt_crosses_the_sliding_window(naive_run, gemma):
     """The record the packed comparison relies on: every probe sees more than a window."""
     model, tok = gemma
-    row = _lines(naive_run[1])[-1]
+    row = read_jsonl(naive_run[1])[-1]
     assert row["id"] == LONG["id"] and row["n_probes"] == 3
     assert model.config.sliding_window == 512 and "sliding_attention" in model.config.layer_types
     assert len(tok(LONG["prompt"]).input_ids) > model.config.sliding_window
@@ -158,9 +154,9 @@ def test_packed_equals_naive(gemma_gguf, naive_run, subset_input, tmp_path):
     src, _ = subset_input
     out = tmp_path / "packed.jsonl"
     assert _score(gemma_gguf, src, out) == 3  # the default method
-    assert _close(_lines(out), _lines(naive_run[1])) < 1e-3
-    errors = _lines(tmp_path / "packed.errors.jsonl")
-    assert errors == _lines(naive_run[1].with_name("naive.errors.jsonl"))
+    assert _close(read_jsonl(out), read_jsonl(naive_run[1])) < 1e-3
+    errors = read_jsonl(tmp_path / "packed.errors.jsonl")
+    assert errors == read_jsonl(naive_run[1].with_name("naive.errors.jsonl"))
 
 
 @pytest.mark.slow
@@ -168,6 +164,6 @@ def test_packed_equals_naive_on_every_bundled_trace(gemma_gguf, gemma_dir, tmp_p
     packed, naive = tmp_path / "packed.jsonl", tmp_path / "naive.jsonl"
     assert _score(gemma_gguf, BUNDLED, packed) == 0
     assert _score(gemma_gguf, BUNDLED, naive, "--method", "naive") == 0
-    assert len(_lines(packed)) == 12
-    assert _close(_lines(packed), _lines(naive)) < 1e-3
+    assert len(read_jsonl(packed)) == 12
+    assert _close(read_jsonl(packed), read_jsonl(naive)) < 1e-3
     assert not (tmp_path / "packed.errors.jsonl").exists()

@@ -4,11 +4,11 @@ the good ones around them are scored, and nothing reaches the user as a tracebac
 from __future__ import annotations
 
 import csv
-import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import read_jsonl
 
 from eas.cli import main
 
@@ -64,10 +64,6 @@ def _corpus() -> tuple[bytes, dict, list[str]]:
     return b"\n".join(lines), expected, good_ids
 
 
-def _lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def test_hostile_jsonl_corpus(tmp_path, tiny_dir, capsys):
     data, expected, good_ids = _corpus()
     assert len(expected) >= 25
@@ -76,8 +72,8 @@ def test_hostile_jsonl_corpus(tmp_path, tiny_dir, capsys):
     out = tmp_path / "s.jsonl"
     assert main(["-q", "score", str(src), "--out", str(out), "--model", str(tiny_dir)]) == 3
     assert "Traceback" not in capsys.readouterr().err
-    assert [r["id"] for r in _lines(out)] == good_ids
-    errors = {e["id"]: e["error"] for e in _lines(tmp_path / "s.errors.jsonl")}
+    assert [r["id"] for r in read_jsonl(out)] == good_ids
+    errors = {e["id"]: e["error"] for e in read_jsonl(tmp_path / "s.errors.jsonl")}
     assert set(errors) == set(expected)
     for rid, reason in expected.items():
         assert reason in errors[rid], (rid, errors[rid])
@@ -102,7 +98,7 @@ def test_parquet_with_wrong_types_per_record(tmp_path, tiny_dir):
         main(["-q", "score", str(tmp_path / "t.parquet"), "--out", str(tmp_path / "s.jsonl"), "--model", str(tiny_dir)])
         == 3
     )
-    assert [e["id"] for e in _lines(tmp_path / "s.errors.jsonl")] == ["a", "b"]
+    assert [e["id"] for e in read_jsonl(tmp_path / "s.errors.jsonl")] == ["a", "b"]
 
 
 def test_not_a_parquet_file(tmp_path, tiny_dir, capsys):
@@ -125,8 +121,8 @@ def test_csv_with_embedded_newlines_and_bad_bytes(tmp_path, tiny_dir):
         f.write(b'bytes,q,"\xff\\boxed{3}"\n')
     out = tmp_path / "s.jsonl"
     assert main(["-q", "score", str(path), "--out", str(out), "--model", str(tiny_dir)]) == 3
-    assert [r["id"] for r in _lines(out)] == ["multi"]
-    errors = {e["id"]: e["error"] for e in _lines(tmp_path / "s.errors.jsonl")}
+    assert [r["id"] for r in read_jsonl(out)] == ["multi"]
+    errors = {e["id"]: e["error"] for e in read_jsonl(tmp_path / "s.errors.jsonl")}
     assert "no \\boxed" in errors["nobox"] and "not valid UTF-8" in errors["bytes"]
 
 

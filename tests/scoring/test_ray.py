@@ -1,6 +1,5 @@
 """The Ray engine gives the rows of the single-process run, in input order (local Ray)."""
 
-import json
 import os
 import signal
 import subprocess
@@ -8,7 +7,7 @@ import sys
 import time
 
 import pytest
-from support import arithmetic_records, make_tiny_llama, write_jsonl
+from support import arithmetic_records, count_parts, make_tiny_llama, read_jsonl, write_jsonl
 
 from eas.backends.load import load_backend
 from eas.backends.spec import BackendSpec
@@ -126,9 +125,8 @@ def test_cli_engine_ray_writes_the_rows_of_a_local_run(ray_local, tiny_dir, tmp_
     assert main([*common, "--out", str(dist), "--engine", "ray", "--workers", "2"]) == 3
     _same(pq.read_table(dist).to_pylist(), pq.read_table(local).to_pylist())
     assert [r["id"] for r in pq.read_table(dist).to_pylist()] == ["a", "c", "3", "e"]
-    read = lambda name: [json.loads(x) for x in (tmp_path / name).read_text().splitlines()]  # noqa: E731
-    assert read("ray.errors.jsonl") == read("local.errors.jsonl")
-    assert [e["id"] for e in read("ray.errors.jsonl")] == (["bad", 5] if fmt == "jsonl" else ["bad"])
+    assert read_jsonl(tmp_path / "ray.errors.jsonl") == read_jsonl(tmp_path / "local.errors.jsonl")
+    assert [e["id"] for e in read_jsonl(tmp_path / "ray.errors.jsonl")] == (["bad", 5] if fmt == "jsonl" else ["bad"])
 
     kept = tmp_path / "kept.parquet"
     assert main([*common, "--out", str(kept), "--engine", "ray", "--workers", "2", "--keep-input"]) == 3
@@ -155,11 +153,6 @@ def _ray_cmd(src, out, model, *extra):
             "--engine", "ray", "--workers", "2", "--batch-tokens", "300", *extra]  # fmt: skip
 
 
-def _parts(out) -> int:
-    d = out.with_name(out.name + ".parts")
-    return len(list(d.glob("part-*.jsonl"))) if d.exists() else 0
-
-
 def test_ray_run_killed_with_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_dir):
     """The driver and its local Ray die at once; a rerun resumes from the stored parts."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -174,12 +167,12 @@ def test_ray_run_killed_with_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_
         start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 300
-    while _parts(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
+    while count_parts(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and every process of its session (local Ray)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not out.exists() and _parts(out) >= 2
+    assert not out.exists() and count_parts(out) >= 2
 
     changed = subprocess.run(_ray_cmd(src, out, tiny_dir, "--trigger", "The answer is "), capture_output=True,
                              text=True, env=env)  # fmt: skip

@@ -3,7 +3,6 @@ local run, and a Ray run killed with SIGKILL resumes to the uninterrupted Ray ru
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import sys
 import time
 
 import pytest
-from support import arithmetic_records, write_jsonl
+from support import arithmetic_records, count_parts, read_jsonl, write_jsonl
 from test_ray import _same
 
 pytestmark = pytest.mark.ray
@@ -28,15 +27,6 @@ def _cmd(src, out, model, extra, ray: bool) -> list[str]:
             "--batch-tokens", "300", "--trajectory", *extra, *engine]  # fmt: skip
 
 
-def _parts(out) -> int:
-    d = out.with_name(out.name + ".parts")
-    return len(list(d.glob("part-*.jsonl"))) if d.exists() else 0
-
-
-def _rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_ray_gives_the_local_rows_and_resumes_after_sigkill(tmp_path, tiny_dir, case):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -46,24 +36,24 @@ def test_ray_gives_the_local_rows_and_resumes_after_sigkill(tmp_path, tiny_dir, 
     for path, ray in ((local, False), (ref, True)):
         done = subprocess.run(_cmd(src, path, tiny_dir, extra, ray), capture_output=True, text=True, env=env)
         assert done.returncode == 0, done.stderr
-    _same(_rows(ref), _rows(local))
+    _same(read_jsonl(ref), read_jsonl(local))
     if case == "auto":
-        methods = [r["eas_method"] for r in _rows(ref)]
+        methods = [r["eas_method"] for r in read_jsonl(ref)]
         assert methods.count("exact") == 8 and methods.count("amortised") == 16  # ceil(0.3 * 24) exact
     else:
-        assert {r["probe_stride"] for r in _rows(ref)} == {8}
+        assert {r["probe_stride"] for r in read_jsonl(ref)} == {8}
 
     proc = subprocess.Popen(
         _cmd(src, out, tiny_dir, extra, True), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 300
-    while _parts(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
+    while count_parts(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not out.exists() and _parts(out) >= 2
+    assert not out.exists() and count_parts(out) >= 2
     again = subprocess.run(_cmd(src, out, tiny_dir, extra, True), capture_output=True, text=True, env=env)
     assert again.returncode == 0, again.stderr
     assert out.read_text() == ref.read_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from support import arithmetic_records as _records
-from support import write_jsonl
+from support import count_parts, read_jsonl, write_jsonl
 
 from eas.records import InputError
 from eas.storage.parts import PartStore
@@ -41,11 +41,6 @@ def reference(tmp_path_factory, tiny_dir):
     return src, out.read_text(), (d / "scored.errors.jsonl").read_text()
 
 
-def _parts(out: Path) -> int:
-    d = out.with_name(out.name + ".parts")
-    return len(list(d.glob("part-*.jsonl"))) if d.exists() else 0
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_dir, reference, seed):
     src, ref_out, ref_errors = reference
@@ -57,20 +52,20 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_dir, refe
         [*_cmd(src, out, tiny_dir), "--batch-tokens", "300"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 300
-    while _parts(out) < wait_parts and proc.poll() is None and time.monotonic() < deadline:
+    while count_parts(out) < wait_parts and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     time.sleep(rng.uniform(0, 0.05))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not out.exists() and _parts(out) >= wait_parts
+    assert not out.exists() and count_parts(out) >= wait_parts
 
     again = _run(src, out, tiny_dir)
     assert again.returncode == 3, again.stderr
     assert out.read_text() == ref_out
     assert (tmp_path / "scored.errors.jsonl").read_text() == ref_errors
     assert not out.with_name(out.name + ".parts").exists()
-    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    ids = [r["id"] for r in read_jsonl(out)]
     assert len(ids) == len(set(ids)) == 58
 
 
@@ -140,7 +135,7 @@ def test_duplicate_ids_are_refused_or_deduped(tmp_path, tiny_dir):
     assert not out.exists()
     kept = _run(src, out, tiny_dir, ["--dedupe"])
     assert kept.returncode == 3
-    errors = [json.loads(x) for x in (tmp_path / "s.errors.jsonl").read_text().splitlines()]
+    errors = read_jsonl(tmp_path / "s.errors.jsonl")
     assert errors == [{"id": "r1", "error": "duplicate id: --dedupe kept its first occurrence"}]
 
 
@@ -179,7 +174,7 @@ def test_sample_killed_then_rerun_gives_the_same_samples(tmp_path, tiny_dir, see
     )
     wait_parts = random.Random(seed).randint(1, 4)
     deadline = time.monotonic() + 300
-    while _parts(out) < wait_parts and proc.poll() is None and time.monotonic() < deadline:
+    while count_parts(out) < wait_parts and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

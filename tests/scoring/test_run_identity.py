@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import arithmetic_records, write_jsonl
+from support import arithmetic_records, read_jsonl, write_jsonl
 
 from eas.cli import main
 from eas.records import InputError
@@ -53,7 +53,7 @@ def test_a_finished_output_refuses_another_input(tmp_path, tiny_dir, capsys):
         assert "holds the scores of another input" in err and "--overwrite" in err, err
         assert out.read_bytes() == before
     assert _score(other, out, tiny_dir, "--overwrite") == 0
-    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["b0", "b1", "b2"]
+    assert [r["id"] for r in read_jsonl(out)] == ["b0", "b1", "b2"]
 
 
 def test_appended_records_are_scored_on_the_next_run(tmp_path, tiny_dir, measured):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import write_jsonl
+from support import read_jsonl, write_jsonl
 
 from eas.cli import main
 
@@ -14,10 +14,6 @@ QUESTIONS = [
     {"id": "q2", "question": "What is 9 - 4?", "answer": "5"},
 ]
 COMMON = ["--max-new-tokens", "32", "--temperature", "0.7"]
-
-
-def _lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_evaluate_grades_the_samples_eas_sample_draws(tmp_path, capsys, embedded_dir) -> None:
@@ -29,7 +25,7 @@ def test_evaluate_grades_the_samples_eas_sample_draws(tmp_path, capsys, embedded
     assert main([*argv, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     kept = tmp_path / "eval.samples.jsonl"
-    graded, reference = _lines(kept), _lines(sampled)
+    graded, reference = read_jsonl(kept), read_jsonl(sampled)
     # The same prompts (few-shot examples included) and seeds: the very samples and grades of eas sample.
     assert [(r["id"], r["prompt"], r["response"], r["correct"]) for r in graded] == [
         (r["id"], r["prompt"], r["response"], r["correct"]) for r in reference
@@ -48,7 +44,7 @@ def test_evaluate_grades_the_samples_eas_sample_draws(tmp_path, capsys, embedded
     assert "--overwrite" in capsys.readouterr().err
     assert main(["-q", *argv, "--no-fewshot", "--overwrite", "--out", str(out)]) == 0
     assert "prompts: the question alone (no solved example)" in capsys.readouterr().out
-    assert all("\\boxed{" not in r["prompt"] for r in _lines(kept))
+    assert all("\\boxed{" not in r["prompt"] for r in read_jsonl(kept))
 
 
 def test_evaluate_help_says_how_it_prompts(capsys) -> None:

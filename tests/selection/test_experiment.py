@@ -7,7 +7,7 @@ import math
 from dataclasses import replace
 
 import pytest
-from support import write_jsonl
+from support import read_jsonl, write_jsonl
 
 from eas.cli import main
 from eas.config import SamplingConfig
@@ -63,7 +63,7 @@ def test_pass_rate_select_with_a_tiny_model(tmp_path, tiny_dir):
     manifest = json.loads((tmp_path / "picked.jsonl.manifest.json").read_text())
     # A random tiny model never answers right: every pass rate is 0, none is eligible.
     assert manifest["eligible"] == 0 and manifest["shortfall"] == 2 and out.read_text() == ""
-    samples = [json.loads(line) for line in (tmp_path / "picked.jsonl.samples.jsonl").read_text().splitlines()]
+    samples = read_jsonl(tmp_path / "picked.jsonl.samples.jsonl")
     assert len(samples) == 8 and not any(s["correct"] for s in samples)  # kept for a resumed run
 
 
@@ -90,16 +90,14 @@ def test_experiment_end_to_end_and_resume(tmp_path, tiny_dir):
         f"{s}/seed-{i}" for s in ("random", "length", "eas", "pass-rate") for i in (0, 1)
     )
     # the random tiny student answers nothing right: no pass rate strictly between 0 and 1
-    assert {json.loads(line)["pass_rate"] for line in (tmp_path / "scores.jsonl").read_text().splitlines()} == {0.0}
+    assert {r["pass_rate"] for r in read_jsonl(tmp_path / "scores.jsonl")} == {0.0}
     assert all(math.isnan(r["pass-rate"]) for r in rows) and "n/a" in (tmp_path / "table.md").read_text()
     assert not (tmp_path / "pass-rate" / "seed-0" / "train").exists()
     assert not list(tmp_path.glob("*/seed-*/train/checkpoint-*"))  # deleted once evaluated
     assert len(list(tmp_path.glob("*/seed-*/eval-checkpoint-*.json"))) == 3 * 2 * 2
     assert timings["total_s"] >= timings["pool_scores_s"] + sum(timings["runs_s"].values()) > 0
     picked = json.loads((tmp_path / "eas" / "seed-0" / "picked.json").read_text())["ids"]
-    scores = {
-        json.loads(line)["id"]: json.loads(line)["eas"] for line in (tmp_path / "scores.jsonl").read_text().splitlines()
-    }
+    scores = {r["id"]: r["eas"] for r in read_jsonl(tmp_path / "scores.jsonl")}
     assert picked == sorted(scores, key=lambda i: -scores[i])[:4]
     evals = sorted(p.name for p in (tmp_path / "eas" / "seed-1").glob("eval-*.json"))
     assert len(evals) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import make_tiny_llama
+from support import make_tiny_llama, read_jsonl
 
 from eas.records import Record
 from eas.selection.training import TrainConfig, checkpoints_to_keep, split_validation, train
@@ -16,7 +16,7 @@ RECORDS = [Record(f"r{i}", "What is 2+3?", "2 + 3 = 5, so the answer is \\boxed{
 
 
 def _log(out):
-    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return read_jsonl(out / "train_log.jsonl")
 
 
 def test_loss_goes_down_on_a_repeated_example(tmp_path, tokenizer):

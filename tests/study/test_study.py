@@ -6,7 +6,7 @@ import math
 import re
 
 import pytest
-from support import backend, write_jsonl
+from support import backend, read_jsonl, write_jsonl
 
 from eas.config import EASConfig, SamplingConfig
 from eas.maths.metrics import METRICS
@@ -45,10 +45,6 @@ PER_QUESTION_COLUMNS = {
 }
 
 
-def _lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def tiny_study(tiny_model, tokenizer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("study")
@@ -76,7 +72,7 @@ def test_study_writes_every_file(tiny_study):
 
 def test_samples_file(tiny_study):
     out, _ = tiny_study
-    rows = _lines(out / "samples.jsonl")
+    rows = read_jsonl(out / "samples.jsonl")
     assert len(rows) == len(QUESTIONS) * 2
     assert [r["id"] for r in rows[:2]] == ["a/0", "a/1"]
     for r in rows:
@@ -87,8 +83,8 @@ def test_samples_file(tiny_study):
 
 def test_per_question_file(tiny_study):
     out, _ = tiny_study
-    rows = _lines(out / "per_question.jsonl")
-    samples = _lines(out / "samples.jsonl")
+    rows = read_jsonl(out / "per_question.jsonl")
+    samples = read_jsonl(out / "samples.jsonl")
     assert [r["id"] for r in rows] == ["a", "b", "c", "m1", "m2"]
     for r in rows:
         assert set(r) >= PER_QUESTION_COLUMNS
@@ -214,7 +210,7 @@ def test_traces_page_and_the_report_link_to_it(tiny_study):
     assert result.traces_html == out / "traces.html"
     page = result.traces_html.read_text(encoding="utf-8")
     ids = re.findall(r'<details class="item" data-i="\d+"><summary><span>#\d+</span><span>([^<]+)</span>', page)
-    table = _lines(out / "per_question.jsonl")
+    table = read_jsonl(out / "per_question.jsonl")
     assert ids == [r["id"] for r in sorted(table, key=lambda r: -r["eas"])]  # every question, by EAS
     assert page.count('"tok":[') == len(table) and "tiny" in page
     report = (out / "report.html").read_text()

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from support import backend, write_jsonl
+from support import backend, read_jsonl, write_jsonl
 
 from eas.config import EASConfig, SamplingConfig
 from eas.maths.metrics import METRICS
@@ -17,18 +17,14 @@ QUESTIONS = [
 ]
 
 
-def _lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def _study(be, tmp, online, sampling, eas):
     questions = load_questions(write_jsonl(tmp / "q.jsonl", QUESTIONS))
     config = StudyConfig(sampling=sampling, eas=eas, extract=("boxed", "last-number"), online=online)
     out = tmp / ("online" if online else "posthoc")
     run_study(questions, be, config, out, load_fewshot(None))
     return (
-        _lines(out / "samples.jsonl"),
-        _lines(out / "per_question.jsonl"),
+        read_jsonl(out / "samples.jsonl"),
+        read_jsonl(out / "per_question.jsonl"),
         json.loads((out / "settings.json").read_text()),
     )
 

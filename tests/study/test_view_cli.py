@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import write_jsonl
+from support import read_jsonl, write_jsonl
 from view_helpers import synthetic_row, trace_data
 
 from eas.cli import main
@@ -20,10 +20,6 @@ TRACES = [
     {"id": "q3/0", "prompt": "Name it.", "response": "It is  日本 (naïve €5).\n\nSo \\boxed{日本}", "answer": "日本"},
     {"id": "q4/0", "prompt": "What is 4*4?", "response": "4*4 = 16.\n\\boxed{16}", "answer": "16"},
 ]
-
-
-def _lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +34,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Path:
 
 
 def test_the_scorer_writes_token_spans_that_cut_the_response_exactly(scored: Path, tokenizer: Any) -> None:
-    for row in _lines(scored):
+    for row in read_jsonl(scored):
         spans, response = row["token_spans"], row["response"]
         assert len(spans) == row["response_tokens"] and row["answer_end_token"] <= len(spans)
         tokens, tail = token_texts(response, spans)
@@ -56,7 +52,7 @@ def test_the_scorer_writes_token_spans_that_cut_the_response_exactly(scored: Pat
 
 
 def test_one_trace_two_side_by_side_and_every_row(scored: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    rows = {r["id"]: r for r in _lines(scored)}
+    rows = {r["id"]: r for r in read_jsonl(scored)}
     one = tmp_path / "q17.html"
     assert main(["view", str(scored), "--id", "q17/0", "--out", str(one)]) == 0
     assert f"{one}: 1 trace," in capsys.readouterr().out

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import arithmetic_records, write_jsonl
+from support import arithmetic_records, read_jsonl, write_jsonl
 from view_helpers import synthetic_row, trace_data
 
 from eas.cli import main
@@ -36,10 +36,6 @@ TRACES = [
         "response": "Nine nines: 9, 18, 27, 36, 45, 54, 63, 72, 81. \\boxed{81}",
     },
 ]
-
-
-def _lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def _dense(row: dict[str, Any]) -> list[float | None]:
@@ -74,7 +70,7 @@ def amortised(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Path:
 
 
 def test_the_view_shows_strided_rows_at_their_probed_positions(strided: Path, tmp_path: Path, tiny_dir: Path) -> None:
-    rows = _lines(strided)
+    rows = read_jsonl(strided)
     page_path = tmp_path / "page.html"
     assert main(["view", str(strided), "--out", str(page_path)]) == 0
     page = page_path.read_text(encoding="utf-8")
@@ -91,7 +87,7 @@ def test_the_view_shows_strided_rows_at_their_probed_positions(strided: Path, tm
 
 
 def test_the_view_labels_amortised_rows_as_predicted(amortised: Path, tmp_path: Path) -> None:
-    rows = _lines(amortised)
+    rows = read_jsonl(amortised)
     page_path = tmp_path / "page.html"
     assert main(["view", str(amortised), "--id", "long-2", "--out", str(page_path)]) == 0
     page = page_path.read_text(encoding="utf-8")
@@ -108,8 +104,8 @@ def test_the_view_labels_amortised_rows_as_predicted(amortised: Path, tmp_path: 
 def test_plot_trajectory_draws_what_each_row_is(strided: Path, amortised: Path, tmp_path: Path) -> None:
     from eas.study.plots import trajectory_figure
 
-    row = _lines(strided)[0]
-    pred = _lines(amortised)[0]
+    row = read_jsonl(strided)[0]
+    pred = read_jsonl(amortised)[0]
     fig = trajectory_figure([("s", row_curve(row)), ("a", row_curve(pred))])
     ax_s, ax_a = fig.axes
     n = row["answer_end_token"] - 1
