@@ -1,6 +1,6 @@
 """Size and time to first render of ``eas view`` pages in headless Chromium.
 
-For each case it writes the page (synthetic scored traces, ``tests/view_helpers.py``) and,
+For each case it writes the page (synthetic scored traces, ``tests/support/view_rows.py``) and,
 side by side in the same run, a baseline page holding only the same response text in a
 ``<pre>`` (what one would read without the view). Figures, all from the page's own clock
 (milliseconds since navigation start):
@@ -34,8 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import chromium  # noqa: E402
-from view_helpers import synthetic_row  # noqa: E402
+from support import chromium  # noqa: E402
+from support.view_rows import synthetic_row  # noqa: E402
 
 from eas import view  # noqa: E402
 

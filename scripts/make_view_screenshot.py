@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import chromium  # noqa: E402
+from support import chromium  # noqa: E402
 
 IDS = ("apples", "wrong")  # side by side: a right and a wrong answer
 SLIP = "makes 15"  # the (simulated) mouse is on the last token of this text in the second trace

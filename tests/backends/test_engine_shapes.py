@@ -1,5 +1,5 @@
 """The openai backend against each engine's answer shape through the stub server
-(tests/stub_server.py cites the sources): detection, id keys, vLLM's K cap, SGLang's
+(tests/support/stub_server.py cites the sources): detection, id keys, vLLM's K cap, SGLang's
 /generate, null/NaN log-probs retried then a record error, and the manifest."""
 
 import json
@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from stub_server import Stub
+from support.stub_server import Stub
 
 from eas.backends.openai.backend import OpenAIBackend
 from eas.config import EASConfig, ServerConfig

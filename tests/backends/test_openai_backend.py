@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from stub_server import TAIL_P, Stub
+from support.stub_server import TAIL_P, Stub
 
 from eas.backends.openai.backend import OpenAIBackend, ServerError
 from eas.backends.openai.detect import ServerProfile

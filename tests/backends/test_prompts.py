@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from bos_tokenizer import make_bos_tokenizer
 from support import backend as hf_backend
 from support import make_tiny_llama
+from support.bos_tokenizer import make_bos_tokenizer
 
 from eas.backends.prompts import leading_special_ids, prompt_ids, text_prompt_ids
 from eas.config import EASConfig, SamplingConfig

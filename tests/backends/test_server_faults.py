@@ -7,8 +7,8 @@ from __future__ import annotations
 from importlib.resources import files
 
 import pytest
-from fault_proxy import fault_proxy
 from support import read_jsonl
+from support.fault_proxy import fault_proxy
 
 from eas.cli import main
 

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from view_helpers import HOSTILE, row_for, synthetic_row, trace_data
+from support.view_rows import HOSTILE, row_for, synthetic_row, trace_data
 
 import eas
 from eas import view

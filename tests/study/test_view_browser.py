@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import chromium
 import pytest
-from view_helpers import HOSTILE, row_for, synthetic_row
+from support import chromium
+from support.view_rows import HOSTILE, row_for, synthetic_row
 
 from eas import view
 

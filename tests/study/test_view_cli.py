@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from support import read_jsonl, write_jsonl
-from view_helpers import synthetic_row, trace_data
+from support.view_rows import synthetic_row, trace_data
 
 from eas.cli import main
 from eas.view.trace import token_texts

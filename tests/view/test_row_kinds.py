@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from support import arithmetic_records, read_jsonl, write_jsonl
-from view_helpers import synthetic_row, trace_data
+from support.view_rows import synthetic_row, trace_data
 
 from eas.cli import main
 from eas.view import rows as view_rows
