@@ -21,11 +21,7 @@ the trace interval (ten times the mean quantisation difference), r >= 0.95.
 import json
 
 import pytest
-from support import check_topk_interval, example_records, read_jsonl, write_jsonl
-
-from eas.backends.load import load_backend
-from eas.config import EASConfig, ServerConfig
-from eas.scoring.runs import score_records
+from support import check_topk_interval, example_records, read_jsonl, score_on_server_and_exact, write_jsonl
 
 pytestmark = pytest.mark.server
 
@@ -43,11 +39,7 @@ def native_url():
 
 
 def test_exact_eas_lies_within_the_topk_interval(native_url, embedded_dir):
-    records = example_records(4)
-    config = EASConfig(trajectory=True)
-    server = load_backend("embedded", backend="openai", server=ServerConfig(base_url=native_url, concurrency=1))
-    rows = list(score_records(records, server, config))
-    exact = list(score_records(records, load_backend("embedded"), config))
+    server, rows, exact = score_on_server_and_exact(native_url, 4, concurrency=1)
     profile = server.profile
     assert (profile.prompt_mode, profile.shape, profile.keyed_by, profile.route) == (
         "ids",

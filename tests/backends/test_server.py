@@ -16,11 +16,7 @@ on the trace interval, at least 70 % of positions inside, r >= 0.85.
 
 import numpy as np
 import pytest
-from support import check_topk_interval, example_records, read_jsonl, write_jsonl
-
-from eas.backends.load import load_backend
-from eas.config import EASConfig, ServerConfig
-from eas.scoring.runs import score_records
+from support import check_topk_interval, example_records, read_jsonl, score_on_server_and_exact, write_jsonl
 
 pytestmark = pytest.mark.server
 
@@ -30,11 +26,7 @@ MIN_R = 0.85
 
 
 def test_exact_eas_lies_within_the_topk_interval(llama_url, embedded_dir):
-    records = example_records(4)
-    config = EASConfig(trajectory=True)
-    server = load_backend("embedded", backend="openai", server=ServerConfig(base_url=llama_url, concurrency=2))
-    rows = list(score_records(records, server, config))
-    exact = list(score_records(records, load_backend("embedded"), config))
+    server, rows, exact = score_on_server_and_exact(llama_url, 4, concurrency=2)
     assert server.prompt_mode == "text"  # llama-cpp-python 0.3 refuses token-id prompts
     assert server.echo_ok is False  # and shifts its echoed log-probs by one position
     check_topk_interval(rows, exact, TOL_PER_PROBE, MIN_INSIDE, MIN_R)

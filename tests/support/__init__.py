@@ -9,7 +9,7 @@ Fixtures are in the ``conftest.py`` files (the llama.cpp servers in ``tests/back
 from support.files import count_parts, read_jsonl, write_jsonl
 from support.models import backend, make_tiny_llama
 from support.records import arithmetic_records, example_records
-from support.topk import check_topk_interval
+from support.topk import check_topk_interval, score_on_server_and_exact
 
 __all__ = [
     "arithmetic_records",
@@ -19,5 +19,6 @@ __all__ = [
     "example_records",
     "make_tiny_llama",
     "read_jsonl",
+    "score_on_server_and_exact",
     "write_jsonl",
 ]

@@ -1,6 +1,26 @@
-"""The check shared by the tests of real llama.cpp servers: top-K rows against exact ones."""
+"""What the tests of real llama.cpp servers share: the example traces scored through a
+server and in-process, and the check that the server's top-K rows hold the exact values."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from support.records import example_records
+
+
+def score_on_server_and_exact(url: str, n: int, concurrency: int) -> tuple[Any, list, list]:
+    """The first ``n`` example traces scored with trajectories by the embedded model through
+    the server at ``url`` (the openai backend) and in-process: (that backend, its rows, the exact rows)."""
+    from eas.backends.load import load_backend
+    from eas.config import EASConfig, ServerConfig
+    from eas.scoring.runs import score_records
+
+    records = example_records(n)
+    config = EASConfig(trajectory=True)
+    server = load_backend("embedded", backend="openai", server=ServerConfig(base_url=url, concurrency=concurrency))
+    rows = list(score_records(records, server, config))
+    exact = list(score_records(records, load_backend("embedded"), config))
+    return server, rows, exact
 
 
 def check_topk_interval(rows, exact, tol_per_probe: float, min_inside: float, min_r: float) -> None:
