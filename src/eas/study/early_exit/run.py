@@ -102,21 +102,24 @@ def run_early_exit(
     per_batch = max(1, config.sampling.batch_size // config.sampling.n)
     loaded: list[Any] = []
     indices = []
-    with progress_bar(progress, len(questions), desc="early exit") as bar:
+    with progress_bar(progress, len(questions), desc="early exit", unit="question") as bar:
         for b, start in enumerate(range(0, len(questions), per_batch)):
             group = list(questions[start : start + per_batch])
             keys = question_keys(group)
             indices.append(b)
             if not store.is_done(b, keys):
-                if not loaded:
-                    loaded.append(
-                        require_watched(backend() if callable(backend) and not hasattr(backend, "measure") else backend)
-                    )
+                if not loaded:  # loaded only when some batch is still to run
+                    loaded.append(require_watched(_loaded(backend)))
                 rows = _batch_rows(loaded[0], group, config, arms, fewshot, b, extract, matcher)
                 store.write_part(b, keys, rows, [])
             bar.update(len(group))
     counts = store.finish(indices, write_results, errors_path(out / RUNS), {"questions": len(questions)})
     return RunSummary(counts["rows"], counts["errors"])
+
+
+def _loaded(backend: Any) -> Any:
+    """The backend, or what the loader gives (a backend has ``measure``; a loader does not)."""
+    return backend() if callable(backend) and not hasattr(backend, "measure") else backend
 
 
 def _batch_rows(
@@ -129,6 +132,7 @@ def _batch_rows(
     extract: Sequence[str],
     matcher: AnswerMatcher,
 ) -> list[dict[str, Any]]:
+    """One sampler batch: the full runs, each arm's stop replayed on them, the forced answers, the grades."""
     tokenizer, sampling = backend.tokenizer, config.sampling
     setup = online_setup(tokenizer, config.eas, config.monitor)
     prompts = [build_prompt(tokenizer, q, fewshot) for q in group]
@@ -139,8 +143,7 @@ def _batch_rows(
     for _ in backend.decode_watched(prompts, sampling, monitor, b):
         monitor.events.clear()
     samples = [monitor.finished[r] for r in range(n_rows)]
-    full = grade_samples(group, [_full_row(tokenizer, group, prompts, s, setup, sampling.n) for s in samples],
-                         extract, matcher)  # fmt: skip
+    full = grade_samples(group, [_full_row(tokenizer, group, s, setup, sampling.n) for s in samples], extract, matcher)
     stops = [[first_stop(rule, recorded_steps(s)) for rule in arms] for s in samples]
     wanted = sorted({(r, stop[0]) for r, per_arm in enumerate(stops) for stop in per_arm if stop is not None})
     prefixes = [_prefix(prompts[r // sampling.n], samples[r], t) for r, t in wanted]
@@ -158,8 +161,10 @@ def _batch_rows(
 _ROW_KEYS = ("id", "question_id", "response")
 
 
-def _full_row(tokenizer: Any, group: list[Question], prompts: list[str], sample: OnlineSample, setup: OnlineSetup,
-              n: int) -> dict[str, Any]:  # fmt: skip
+def _full_row(
+    tokenizer: Any, group: list[Question], sample: OnlineSample, setup: OnlineSetup, n: int
+) -> dict[str, Any]:
+    """The full run of one sample: its response, tokens and EAS (graded afterwards), exits to come."""
     q = group[sample.row // n]
     online = online_row(tokenizer, sample, setup)
     row = {"id": f"{q.id}/{sample.row % n}", "question_id": q.id, "sample": sample.row % n, "answer": q.answer}
@@ -171,6 +176,7 @@ def _full_row(tokenizer: Any, group: list[Question], prompts: list[str], sample:
 
 
 def _prefix(prompt: str, sample: OnlineSample, t: int) -> Prefix:
+    """Where ``sample`` stops at t: its prompt and its first t reasoning tokens."""
     return Prefix(prompt, tuple(sample.reasoning.ids[:t]), "".join(sample.reasoning.pieces[:t]))
 
 
