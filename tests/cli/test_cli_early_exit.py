@@ -1,9 +1,8 @@
 """``eas early-exit`` through ``main([...])``: the files, the printed table, bad options."""
 
 import csv
-import json
 
-from helpers import write_jsonl
+from support import read_jsonl, write_jsonl
 
 from eas.cli import main
 
@@ -11,10 +10,6 @@ QUESTIONS = [
     {"id": "q1", "question": "What is 7 + 5?", "answer": "12"},
     {"id": "q2", "question": "What is 9 - 4?", "answer": "5"},
 ]
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 COMMON = ["-n", "2", "--max-new-tokens", "8", "--temperature", "1.0", "--no-fewshot", "--answer-tokens", "3"]

@@ -1,9 +1,7 @@
 """``eas early-exit``: replayed stops equal monitored runs, the table, resuming, refusing stale output."""
 
-import json
-
 import pytest
-from helpers import backend
+from support import backend, read_jsonl
 
 from eas.config import EASConfig, MonitorConfig, SamplingConfig
 from eas.records import InputError
@@ -17,10 +15,6 @@ QUESTIONS = [Question("a", "What is 2 + 2?", "4"), Question("b", "What is 10 - 3
 ARMS = ("budget:n=4", "plateau:h=20.0,w=3,min_tokens=5,mean=False", "plateau:h=0.01,w=2,min_tokens=0,mean=False")
 
 
-def _read(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def _config(n=1, batch_size=1, arms=ARMS, **monitor):
     sampling = SamplingConfig(n=n, max_new_tokens=10, temperature=1.0, batch_size=batch_size, seed=3)
     return EarlyExitConfig(arms=arms, sampling=sampling, eas=EASConfig(end="response"),
@@ -31,7 +25,7 @@ def test_each_exit_is_the_monitored_run_with_that_stop_rule(tiny_model, tokenize
     """One row per batch, so a stop changes no other row: the replayed exit is the run `eas sample --stop` makes."""
     be, config = backend(tiny_model, tokenizer), _config()
     run_early_exit(QUESTIONS, tmp_path, be, config)
-    runs = _read(tmp_path / "runs.jsonl")
+    runs = read_jsonl(tmp_path / "runs.jsonl")
     plain = sample_questions(QUESTIONS, be, config.sampling)
     assert [r["response"] for r in runs] == [p["response"] for p in plain]  # the full runs: unmonitored samples
     for a, spec in enumerate(ARMS):
@@ -99,7 +93,7 @@ def test_a_killed_run_resumes_with_the_same_rows(tiny_model, tokenizer, tmp_path
     calls.clear()
     summary = run_early_exit(QUESTIONS, tmp_path / "cut", Counting(), config)
     assert calls == [1] and summary.rows == 4  # batch 0 is kept, not decoded again
-    assert _read(tmp_path / "cut" / "runs.jsonl") == _read(tmp_path / "whole" / "runs.jsonl")
+    assert read_jsonl(tmp_path / "cut" / "runs.jsonl") == read_jsonl(tmp_path / "whole" / "runs.jsonl")
 
 
 def test_a_finished_run_is_not_reused_for_other_settings_or_questions(tiny_model, tokenizer, tmp_path):
