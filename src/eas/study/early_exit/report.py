@@ -66,6 +66,8 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]]) -> Any:
         x, y = [r["tokens"] for r in arm], [100 * r["accuracy"] for r in arm]
         ax.plot(x, y, marker="o", label=f"{rule} ({arm[0]['setting']})")
         for r in arm:
+            if r["stopped"] == 0:  # never fired: the full run's point, unlabelled
+                continue
             ax.annotate(str(r["value"]), (r["tokens"], 100 * r["accuracy"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=8)  # fmt: skip
     front = [r for r, on in zip(rows, pareto_front(rows), strict=True) if on]
