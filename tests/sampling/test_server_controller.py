@@ -52,8 +52,9 @@ class StreamStub:
     (``mode="event"``: llama-server's ``error:`` line; ``"chunk"``: a ``data: {"error": ...}``
     chunk; ``"cut"``: the connection just closes)."""
 
-    def __init__(self, tokenizer, generation, answer, error_after=None, mode="event"):
+    def __init__(self, tokenizer, generation, answer, error_after=None, mode="event", stream_eos=False):
         self.tokenizer, self.generation, self.answer = tokenizer, generation, answer
+        self.stream_eos = stream_eos  # llama-server streams its end token as an empty-text entry, vLLM does not
         self.error_after, self.mode = error_after, mode
         self.requests: list[dict] = []
         stub = self
@@ -107,6 +108,10 @@ class StreamStub:
                 handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 handler.wfile.flush()
             finish = "length" if len(ids) == body["max_tokens"] else "stop"
+            if finish == "stop" and self.stream_eos:
+                entry = {"id": self.tokenizer.eos_token_id, "token": "", "logprob": -2.0, "top_logprobs": []}
+                chunk = {"choices": [{"text": "", "logprobs": {"content": [entry]}, "finish_reason": None}]}
+                handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             done = {"choices": [{"text": "", "logprobs": None, "finish_reason": finish}]}
             handler.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
         except (BrokenPipeError, ConnectionResetError):  # the controller closed the stream
@@ -146,8 +151,9 @@ def test_chunks_name_their_tokens_by_id_or_fail():
         parse_chunk({"error": {"message": "boom"}})
 
 
-def test_every_token_is_probed_on_the_exact_generated_ids(tokenizer, ids):
-    stub = StreamStub(tokenizer, ids, [])
+@pytest.mark.parametrize("stream_eos", [False, True])
+def test_every_token_is_probed_on_the_exact_generated_ids(tokenizer, ids, stream_eos):
+    stub = StreamStub(tokenizer, ids, [], stream_eos=stream_eos)
     try:
         events, row = _run(tokenizer, stub, MonitorConfig(trajectory=True))
     finally:

@@ -33,7 +33,7 @@ from typing import Any
 
 from eas.backends.openai.backend import sample_seed
 from eas.backends.prompts import text_prompt_ids
-from eas.backends.watch import Emitted, StreamedBackend
+from eas.backends.watch import Emitted, StreamedBackend, StreamToken
 from eas.config import SamplingConfig
 from eas.maths.stratified import record_seed
 from eas.sampling.online.monitor import BatchMonitor
@@ -53,6 +53,13 @@ def require_streamed(backend: Any) -> StreamedBackend:
 def _eos_id(tokenizer: Any) -> int:
     eos = tokenizer.eos_token_id
     return int(eos[0] if isinstance(eos, (list, tuple)) else eos if eos is not None else -1)
+
+
+def _ends(tokenizer: Any, tok: StreamToken) -> bool:
+    """Whether a streamed token ends the generation: the tokenizer's EOS, or a special token the
+    server sent as empty text (llama-server streams its end-of-generation token so; vLLM does not
+    stream it at all, and the stream's ``finish_reason`` says ``stop``)."""
+    return tok.token == tokenizer.eos_token_id or (not tok.text and tok.token in set(tokenizer.all_special_ids))
 
 
 def drive_server(
@@ -75,6 +82,10 @@ def drive_server(
     with server.stream_completion(prompt_ids, sampling.max_new_tokens, sampling, seed) as stream:
         step = 0
         for tok in stream:
+            if _ends(tokenizer, tok):  # the end token is not text: no probe, the row ends
+                watch.emitted([Emitted(0, tok.token, tok.logprob, None, eos=True)])
+                ended = True
+                break
             watch.emitted([Emitted(0, tok.token, tok.logprob, None)])
             yield step
             step += 1
@@ -108,7 +119,9 @@ def _forced_answer(
     budget = watch.setup.monitor.answer_tokens
     with server.stream_completion(context + list(forced), budget, None, None) as answer:
         for tok in answer:
-            done = watch.emitted([Emitted(0, tok.token, tok.logprob, None, forced=True)])
+            done = watch.emitted(
+                [Emitted(0, tok.token, tok.logprob, None, forced=True, eos=_ends(watch.tokenizer, tok))]
+            )
             yield step
             step += 1
             if done:
