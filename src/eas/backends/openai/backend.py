@@ -220,7 +220,10 @@ class OpenAIBackend:
     ) -> CompletionStream:
         """A streamed generation after ``prompt_ids`` (token ids), sampled by ``config`` or greedy."""
         ids = list(prompt_ids)
-        self._detect_profile(ids)
+        # Detected on the first token alone: a server that caches prompts (llama-server) then
+        # evaluates this prompt whole, as for an unmonitored request, not from a cached prefix
+        # (which rounds differently and can change the sample).
+        self._detect_profile(ids[:1])
         profile = self.profile
         if profile is None or profile.prompt_mode != "ids" or profile.route != "completions":
             why = "takes no token-id prompts" if profile and profile.prompt_mode != "ids" else "answers on /generate"
