@@ -13,7 +13,7 @@ from eas.config import EASConfig, MonitorConfig, SamplingConfig
 from eas.sampling.online import sample_questions_online
 from eas.sampling.online.setup import end_of_thinking
 from eas.sampling.questions import Question
-from eas.sampling.rules import RULES, Step, is_boundary, parse_rule
+from eas.sampling.rules import RULES, Step, is_boundary, parse_rule, parse_sweep
 from eas.sampling.rules.budget import Budget
 from eas.sampling.rules.eat import EAT
 from eas.sampling.rules.plateau import Plateau
@@ -97,9 +97,9 @@ def test_parse_rule_and_its_errors():
     for spec, message in [
         ("nope", "unknown stop rule 'nope'"),
         ("eat:beta=1", "bad setting 'beta=1'"),
-        ("budget:n=ten", "n='ten' is not a int"),
+        ("budget:n=ten", "n='ten' is not an integer"),
         ("budget:n=0", "n must be >= 1"),
-        ("plateau:mean=maybe", "is not a true/false"),
+        ("plateau:mean=maybe", "is not true/false"),
     ]:
         with pytest.raises(ValueError, match=message):
             parse_rule(spec)
@@ -140,3 +140,21 @@ def test_a_stop_forces_the_answer_greedily(tiny_model, tokenizer):
     ctx = torch.tensor([text_prompt_ids(tokenizer, prompt) + done.reasoning.ids + suffix])
     ref = tiny_model.generate(ctx, attention_mask=torch.ones_like(ctx), do_sample=False, max_new_tokens=6)
     assert done.answer_ids[len(suffix) :] == ref[0, ctx.shape[1] :].tolist()
+
+
+def test_a_sweep_sets_the_rules_threshold_or_a_named_setting():
+    assert parse_sweep("plateau:w=16", "0.3,1") == [Plateau(h=0.3, w=16), Plateau(h=1.0, w=16)]
+    assert parse_sweep("eat", "m=2, 3") == [EAT(m=2), EAT(m=3)]
+    assert parse_sweep("budget:n=7", None) == [Budget(n=7)]
+    assert {name: cls.swept for name, cls in RULES.items()} == {
+        "budget": "n", "confidence": "p", "eat": "delta", "plateau": "h"
+    }  # fmt: skip
+    for spec, sweep, message in [
+        ("eat", "x=1", "has no setting 'x'"),
+        ("budget", "0", "n must be >= 1"),
+        ("budget", "4,4", "a value is repeated"),
+        ("budget", " , ", "give the values"),
+        ("plateau", "h=low", "h='low' is not a number"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_sweep(spec, sweep)

@@ -83,11 +83,12 @@ def prompt_ids(tokenizer: Any, prompt: str, use_chat_template: bool = True) -> l
     return text_prompt_ids(tokenizer, render_prompt(tokenizer, prompt, use_chat_template))
 
 
-def left_padded_batch(tokenizer: Any, prompts: Sequence[str]) -> tuple[Any, Any]:
-    """``(input_ids, attention_mask)`` tensors of prompt texts, each as ``text_prompt_ids``, left-padded."""
+def left_padded_batch(tokenizer: Any, prompts: Sequence[str | Sequence[int]]) -> tuple[Any, Any]:
+    """``(input_ids, attention_mask)`` tensors of prompts, left-padded: a text as ``text_prompt_ids``,
+    a sequence of token ids as it is (a forced continuation: prompt, reasoning so far, trigger)."""
     import torch
 
-    rows = [text_prompt_ids(tokenizer, p) for p in prompts]
+    rows = [text_prompt_ids(tokenizer, p) if isinstance(p, str) else [int(i) for i in p] for p in prompts]
     pad = tokenizer.pad_token_id
     if pad is None:
         pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0

@@ -112,11 +112,12 @@ class WatchedBackend(Protocol):
         ...
 
     def decode_watched(
-        self, prompts: Sequence[str], config: SamplingConfig, watch: Watch, batch_index: int = 0
+        self, prompts: Sequence[str | Sequence[int]], config: SamplingConfig, watch: Watch, batch_index: int = 0
     ) -> Iterator[int]:
-        """Decode ``config.n`` samples of each prompt as one batch, seeded by ``batch_index``
-        as ``Backend.sample`` seeds that batch, reporting to ``watch``; yields the step
-        number after every step (so a caller can stream). Rows are ``i * n + k``."""
+        """Decode ``config.n`` samples of each prompt (a text, or token ids taken as they are) as
+        one batch, seeded by ``batch_index`` as ``Backend.sample`` seeds that batch, reporting to
+        ``watch``; yields the step number after every step (so a caller can stream). Rows are
+        ``i * n + k``."""
         ...
 
 

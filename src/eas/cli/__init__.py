@@ -20,14 +20,14 @@ import textwrap
 from collections.abc import Iterator, Sequence
 
 from eas import __version__
-from eas.cli import calibrate, experiment, scale, score, select, study, view
+from eas.cli import calibrate, early_exit, experiment, scale, score, select, study, view
 from eas.cli.errors import EXIT_USAGE, UsageError
 
 # The command families, in --help order.
-COMMANDS = (score, view, calibrate, study, select, experiment, scale)
+COMMANDS = (score, view, calibrate, study, early_exit, select, experiment, scale)
 # Commands whose process exists to score: on a CPU they may fix glibc's mmap threshold
 # (eas.backends.hf.heap). Not train, evaluate or experiment: they train or sample.
-SCORING_COMMANDS = frozenset({"score", "calibrate", "study", "demo", "select"})
+SCORING_COMMANDS = frozenset({"score", "calibrate", "study", "demo", "select", "early-exit"})
 
 
 class HelpFormatter(argparse.HelpFormatter):

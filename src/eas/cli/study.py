@@ -35,7 +35,7 @@ from eas.study.study import TRACES_PAGE, StudyConfig
 log = logging.getLogger("eas")
 
 
-def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+def add_question_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("questions and sampling")
     options.add_fields(g, SamplingConfig, ("n",))
     add_sampling_args(g, seed_flag="--seed", batch_flag="--batch-size")
@@ -51,7 +51,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     options.add_fields(g, StudyConfig, ("extract", "verify_timeout_s"))
 
 
-def _extract_modes(args: argparse.Namespace) -> tuple[str, ...]:
+def extract_modes(args: argparse.Namespace) -> tuple[str, ...]:
     from eas.answers import check_extract_modes
 
     try:
@@ -60,7 +60,7 @@ def _extract_modes(args: argparse.Namespace) -> tuple[str, ...]:
         raise options.usage_error(exc, args, StudyConfig) from None
 
 
-def _fewshot(args: argparse.Namespace) -> list[Any]:
+def fewshot_from_args(args: argparse.Namespace) -> list[Any]:
     from eas.sampling.questions import load_fewshot
 
     return [] if args.no_fewshot else load_fewshot(args.fewshot)
@@ -69,7 +69,7 @@ def _fewshot(args: argparse.Namespace) -> list[Any]:
 STUDY_EXTRA = {"scipy": "scipy", "math_verify": "math-verify", "matplotlib": "matplotlib"}
 
 
-def _require_study_extra() -> None:
+def require_study_extra() -> None:
     """Fail early, with the pip line that fixes it, when the [study] extra is missing."""
     import importlib.util
 
@@ -90,10 +90,10 @@ def _check_out_file(path: str, suffix: str) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    _require_study_extra()
+    require_study_extra()
     passive_openmp()
     _check_out_file(args.out, ".jsonl")
-    sampling, modes = sampling_from_args(args), _extract_modes(args)
+    sampling, modes = sampling_from_args(args), extract_modes(args)
     monitored = monitor_from_args(args)
     questions = load_questions(args.questions, args.question_field)
     backend = backend_loader(args)  # checked now, before OUT's run store exists; loaded when needed
@@ -123,7 +123,7 @@ def _sample_file(
         args.out,
         (lambda: check_online_backend(backend())) if monitored else backend,
         sampling,
-        fewshot=_fewshot(args),
+        fewshot=fewshot_from_args(args),
         extract=modes,
         matcher=AnswerMatcher(args.verify_timeout_s),
         settings={"backend": backend_spec(args, None).resolved()},  # as resolved here: dtype, device, ...
@@ -146,7 +146,7 @@ def _print_result(result: Any, wall_s: float) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    _require_study_extra()
+    require_study_extra()
     passive_openmp()
     from eas.study.study import run_study
 
@@ -160,7 +160,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         online=args.online,
     )
     questions = load_questions(args.questions, args.question_field)
-    shots = _fewshot(args)
+    shots = fewshot_from_args(args)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"{args.out}: exists and is not a folder")
     backend = load_model_backend(args)
@@ -172,7 +172,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    _require_study_extra()
+    require_study_extra()
     passive_openmp()
     from eas.study.demo import run_demo
 
@@ -190,7 +190,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_correlate(args: argparse.Namespace) -> int:
-    _require_study_extra()
+    require_study_extra()
     from eas.study.tables import correlate_files
 
     labels = args.label or [Path(f).parent.name or Path(f).stem for f in args.files]
@@ -209,7 +209,7 @@ def cmd_correlate(args: argparse.Namespace) -> int:
 
 
 def cmd_plot_trajectory(args: argparse.Namespace) -> int:
-    _require_study_extra()
+    require_study_extra()
     from eas.storage.files import read_table
     from eas.study.plots import save, trajectory_figure
     from eas.view.rows import pick_rows, require_trajectory
@@ -267,7 +267,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="start again even if OUT was made with other settings")
     add_model_args(p)
     add_backend_args(p, ray=False)
-    _add_sampling_args(p)
+    add_question_args(p)
     add_monitor_args(p)
     p.set_defaults(func=cmd_sample)
 
@@ -285,7 +285,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("questions", help="questions, .jsonl (id, question, answer, optional choices with a letter answer)")
     p.add_argument("--out", required=True, help="output folder (created)")
     add_model_args(p)
-    _add_sampling_args(p)
+    add_question_args(p)
     g = p.add_argument_group("study")
     options.add_fields(g, StudyConfig, ("score_samples", "first_boxed", "alpha"))
     options.add_fields(g, EASConfig, ("trigger",))

@@ -25,7 +25,7 @@ from eas.maths.trajectories import cumulative, decayed_cumulative, mean_on_grid
 from eas.view.rows import RowCurve
 
 
-def _figure(rows: int, cols: int, width: float, height: float) -> tuple[Any, np.ndarray]:
+def new_figure(rows: int, cols: int, width: float, height: float) -> tuple[Any, np.ndarray]:
     # A bare Figure (no pyplot): no GUI backend, no global state, nothing to close.
     from matplotlib.figure import Figure
 
@@ -61,7 +61,7 @@ def trajectory_figure(traces: Sequence[tuple[str, RowCurve]]) -> Any:
     """
     if not traces:
         raise ValueError("no trajectory to plot")
-    fig, axes = _figure(1, len(traces), 5.0, 3.2)
+    fig, axes = new_figure(1, len(traces), 5.0, 3.2)
     for ax, (label, curve) in zip(axes[0], traces, strict=True):
         pairs = [(t, h) for t, h in zip(curve.t, curve.values, strict=True) if h is not None]
         t = np.asarray([p[0] for p in pairs], dtype=np.float64)
@@ -101,7 +101,7 @@ def scatter_grid_figure(
         raise ValueError("no metric to plot")
     cols = min(4, len(names))
     rows = math.ceil(len(names) / cols)
-    fig, axes = _figure(rows, cols, 3.2, 2.8)
+    fig, axes = new_figure(rows, cols, 3.2, 2.8)
     for ax, name in zip(axes.flat, names, strict=False):
         x, y = finite_pairs(reference, metrics[name])
         ax.set_title(name, fontsize=10)
@@ -157,7 +157,7 @@ def option_figure(
         alpha: decay exponent of the decayed cumulative probability.
     """
     buckets = list(examples)
-    fig, axes = _figure(4, len(buckets), 3.6, 2.3)
+    fig, axes = new_figure(4, len(buckets), 3.6, 2.3)
     rows = ("raw P_t(o)", "cumulative sum", f"decayed cumulative (alpha={alpha:g})")
     for j, bucket in enumerate(buckets):
         ex = examples[bucket]
@@ -244,7 +244,7 @@ def selection_bars(rows: Sequence[Mapping[str, Any]], strategies: Sequence[str])
     """The selection experiment: each strategy's Avg Pass@1 difference to random, per
     checkpoint rank, with its 95 % interval (random's absolute level in the title)."""
     others = [s for s in strategies if s != "random"]
-    fig, axes = _figure(1, 1, 1 + 1.6 * max(1, len(others)), 3.4)
+    fig, axes = new_figure(1, 1, 1 + 1.6 * max(1, len(others)), 3.4)
     ax = axes[0, 0]
     width = 0.8 / max(1, len(rows))
     x = np.arange(len(others))

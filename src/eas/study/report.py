@@ -134,7 +134,7 @@ def _cell(c: Any) -> str:
     return f'<a href="{esc(c.href)}">{esc(c.text)}</a>' if isinstance(c, Link) else esc(c)
 
 
-def _html_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def html_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     th = "".join(f"<th>{esc(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
@@ -157,7 +157,7 @@ def _corr_html(correlations: Sequence[Mapping[str, Any]]) -> str:
         for r in correlations
     ]
     head = ["label", "reference", "metric", "n", "Pearson r", "p", "95 % CI", "Spearman rho", "AUROC", "PRR"]
-    return _html_table(head, rows)
+    return html_table(head, rows)
 
 
 def render_html(
@@ -173,18 +173,14 @@ def render_html(
         parts.append(f'<p>Every question token by token, sorted by EAS: <a href="{esc(traces)}">{esc(traces)}</a></p>')
     parts += [
         "<h2>Settings</h2>",
-        _html_table(["setting", "value"], _settings_lines(settings)),
+        html_table(["setting", "value"], _settings_lines(settings)),
     ]
-    parts += ["<h2>Summary</h2>", _html_table(["", ""], list(_summary(table).items()))]
+    parts += ["<h2>Summary</h2>", html_table(["", ""], list(_summary(table).items()))]
     parts += ["<h2>Correlations</h2>", "<p>AUROC and PRR: the metric predicting a wrong sample-0 answer.</p>"]
     parts.append(_corr_html(correlations))
     parts.append("<h2>Figures</h2>")
     for name, path in figures.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        title = FIGURE_TITLES.get(name, name)
-        parts.append(
-            f'<figure><img alt="{esc(title)}" src="data:image/png;base64,{data}"><figcaption>{esc(title)}</figcaption></figure>'
-        )
+        parts.append(figure_html(FIGURE_TITLES.get(name, name), path))
     most, least = extremes(table)
     for title, rows in (("most", most), ("least", least)):
         parts.append(f"<h2>The {len(rows)} {title} uncertain questions</h2>")
@@ -200,16 +196,29 @@ def render_html(
             ]
             for r in rows
         ]
-        parts.append(_html_table(["id", "question", "truth", "H_ans", "pass rate", "EAS", "sampled answers"], body))
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:left;vertical-align:top}img{max-width:100%}figure{margin:1em 0}"
-    )
+        parts.append(html_table(["id", "question", "truth", "H_ans", "pass rate", "EAS", "sampled answers"], body))
+    return html_page("EAS uncertainty study", parts)
+
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;"
+    "text-align:left;vertical-align:top}img{max-width:100%}figure{margin:1em 0}"
+)
+
+
+def html_page(title: str, parts: Sequence[str]) -> str:
+    """A self-contained HTML page: ``title`` (escaped) and the body ``parts`` (HTML, already escaped)."""
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>EAS uncertainty study</title>'
-        f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
+
+
+def figure_html(title: str, path: str | Path) -> str:
+    """A PNG figure inlined as a base64 data URI, with its caption."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<figure><img alt="{esc(title)}" src="data:image/png;base64,{data}"><figcaption>{esc(title)}</figcaption></figure>'
 
 
 def write_report(

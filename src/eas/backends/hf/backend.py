@@ -175,7 +175,7 @@ class HFBackend:
         return online_unsupported_reason(self.model)
 
     def decode_watched(
-        self, prompts: Sequence[str], config: SamplingConfig, watch: Any, batch_index: int = 0
+        self, prompts: Sequence[str | Sequence[int]], config: SamplingConfig, watch: Any, batch_index: int = 0
     ) -> Iterator[int]:
         """Monitored sampling of one batch (``eas.backends.watch.WatchedBackend``); yields after every step."""
         return DecodeLoop(self.model, self.tokenizer, prompts, config, batch_seed(config, batch_index), watch).steps()

@@ -122,7 +122,7 @@ class DecodeLoop:
         self,
         model: Any,
         tokenizer: Any,
-        prompts: Sequence[str],
+        prompts: Sequence[str | Sequence[int]],
         config: SamplingConfig,
         seed: int,
         watch: Watch | None = None,

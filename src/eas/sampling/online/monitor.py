@@ -176,14 +176,14 @@ class BatchMonitor:
         if not greedy:
             return False
         text = self.tokenizer.decode(greedy, skip_special_tokens=True)
-        answer, complete = _answer_so_far(text, self.setup.trigger_open_braces)
+        answer, complete = answer_so_far(text, self.setup.trigger_open_braces)
         if complete or e.eos or len(greedy) >= self.setup.monitor.answer_tokens:
             s.answer_text = answer.strip()
             return True
         return False
 
 
-def _answer_so_far(text: str, open_braces: int) -> tuple[str, bool]:
+def answer_so_far(text: str, open_braces: int) -> tuple[str, bool]:
     """The forced answer in ``text`` (greedy tokens after the trigger) and whether it is complete:
     the trigger's open braces closed, or (a trigger without one) a line ended after some text."""
     if open_braces > 0:

@@ -60,10 +60,13 @@ class StopRule(ABC):
         name: the rule's name in ``--stop NAME:...`` (class attribute).
         boundary_probes: the rule reads H at paragraph boundaries, so a monitored run
             probes every boundary even when ``--probe-every`` skips that position.
+        swept: the setting ``eas early-exit --sweep v1,v2`` varies when the sweep names none
+            (the rule's threshold).
     """
 
     name: ClassVar[str]
     boundary_probes: ClassVar[bool] = False
+    swept: ClassVar[str]
 
     @abstractmethod
     def start(self) -> Checker:
@@ -112,6 +115,39 @@ def parse_rule(spec: str) -> StopRule:
         raise ValueError(f"stop rule {name}: {exc}") from None
 
 
+def parse_sweep(spec: str, sweep: str | None) -> list[StopRule]:
+    """The rules of a threshold sweep: ``spec`` (``NAME[:k=v,...]``) with one setting set to
+    each value of ``sweep`` (``v1,v2,...`` varies the rule's ``swept`` setting, ``key=v1,v2,...``
+    another one); ``sweep`` None: the one rule of ``spec``. ``ValueError`` with a one-line reason.
+
+    Example:
+        >>> import eas.sampling.rules  # registers the built-in rules
+        >>> [r.n for r in parse_sweep("budget", "64,128")]
+        [64, 128]
+    """
+    base = parse_rule(spec)
+    if sweep is None:
+        return [base]
+    key, eq, values = sweep.partition("=")
+    key, values = (key.strip(), values) if eq else (type(base).swept, sweep)
+    fields = {f.name: f for f in dataclasses.fields(base)}  # type: ignore[arg-type]
+    if key not in fields:
+        raise ValueError(f"--sweep: stop rule {base.name} has no setting {key!r} (settings: {', '.join(fields)})")
+    items = [v.strip() for v in values.split(",") if v.strip()]
+    if not items:
+        raise ValueError(f"--sweep {sweep!r}: give the values, comma-separated")
+    rules = []
+    for v in items:
+        value = _convert(base.name, key, v, fields[key].default)
+        try:
+            rules.append(dataclasses.replace(base, **{key: value}))  # type: ignore[type-var]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"stop rule {base.name} with {key}={v}: {exc}") from None
+    if len({r.spec() for r in rules}) < len(rules):
+        raise ValueError(f"--sweep {sweep!r}: a value is repeated")
+    return rules
+
+
 def _convert(rule: str, key: str, value: str, default: Any) -> Any:
     """A setting's text as the type of its default (bool accepts 1/0/true/false/yes/no)."""
     try:
@@ -126,8 +162,8 @@ def _convert(rule: str, key: str, value: str, default: Any) -> Any:
         if isinstance(default, float):
             return float(value)
     except ValueError:
-        kind = "true/false" if isinstance(default, bool) else type(default).__name__
-        raise ValueError(f"stop rule {rule}: {key}={value!r} is not a {kind}") from None
+        kind = "true/false" if isinstance(default, bool) else "an integer" if isinstance(default, int) else "a number"
+        raise ValueError(f"stop rule {rule}: {key}={value!r} is not {kind}") from None
     return value
 
 

@@ -17,6 +17,7 @@ class Budget(StopRule):
     """
 
     name = "budget"
+    swept = "n"
     n: int = 512
 
     def __post_init__(self) -> None:

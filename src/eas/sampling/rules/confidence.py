@@ -26,6 +26,7 @@ class Confidence(StopRule):
     """
 
     name = "confidence"
+    swept = "p"
     boundary_probes = True
     p: float = 0.95
     min_tokens: int = 0

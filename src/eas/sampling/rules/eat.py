@@ -34,6 +34,7 @@ class EAT(StopRule):
     """
 
     name = "eat"
+    swept = "delta"
     boundary_probes = True
     alpha: float = 0.2
     delta: float = 1e-4

@@ -26,6 +26,7 @@ class Plateau(StopRule):
     """
 
     name = "plateau"
+    swept = "h"
     h: float = 0.5
     w: int = 32
     min_tokens: int = 64
