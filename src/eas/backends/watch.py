@@ -106,11 +106,6 @@ class Watch(Protocol):
 class WatchedBackend(Protocol):
     """A backend that can decode under a ``Watch`` (optional; the hf backend has it)."""
 
-    def watch_unsupported_reason(self) -> str | None:
-        """Why online probes cannot run in this model's decoding loop (an attention kernel
-        that takes no mask, layers that cannot be re-masked), or None."""
-        ...
-
     def decode_watched(
         self, prompts: Sequence[str | Sequence[int]], config: SamplingConfig, watch: Watch, batch_index: int = 0
     ) -> Iterator[int]:
@@ -118,6 +113,16 @@ class WatchedBackend(Protocol):
         one batch, seeded by ``batch_index`` as ``Backend.sample`` seeds that batch, reporting to
         ``watch``; yields the step number after every step (so a caller can stream). Rows are
         ``i * n + k``."""
+        ...
+
+
+@runtime_checkable
+class WatchRefusals(Protocol):
+    """A ``WatchedBackend`` that can say beforehand why its model cannot be watched (the hf backend)."""
+
+    def watch_unsupported_reason(self) -> str | None:
+        """Why online probes cannot run in this model's decoding loop (an attention kernel
+        that takes no mask, layers that cannot be re-masked), or None."""
         ...
 
 

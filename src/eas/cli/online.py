@@ -73,10 +73,11 @@ def check_online_backend(backend: Any, server_ok: bool = True) -> Any:
     (``streamed``), which ``eas study --online`` does not use (``server_ok=False``).
     """
     from eas.backends.base import capabilities
+    from eas.backends.watch import WatchRefusals
 
     found = capabilities(backend)
     if "watched" in found:
-        reason = backend.watch_unsupported_reason()
+        reason = backend.watch_unsupported_reason() if isinstance(backend, WatchRefusals) else None
         if reason:
             raise UsageError(f"online probes do not support {reason}")
         return backend

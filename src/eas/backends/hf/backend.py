@@ -171,7 +171,7 @@ class HFBackend:
         return generate_samples(self.model, self.tokenizer, prompts, config, progress=progress, first_batch=first_batch)
 
     def watch_unsupported_reason(self) -> str | None:
-        """Why online probes cannot run in this model's decoding loop, or None (``WatchedBackend``)."""
+        """Why online probes cannot run in this model's decoding loop, or None (``eas.backends.watch.WatchRefusals``)."""
         return online_unsupported_reason(self.model)
 
     def decode_watched(
