@@ -65,7 +65,6 @@ def test_sample_stop_rule_and_probe_every(tmp_path, tiny_dir):
         (["--stop", "nope"], "unknown stop rule 'nope'"),
         (["--stop", "eat:beta=2"], "bad setting 'beta=2'"),
         (["--probe-every", "0"], "--probe-every must be an integer >= 1"),
-        (["--monitor", "--backend", "openai"], "use --backend hf"),
     ],
 )
 def test_monitor_usage_errors(tmp_path, capsys, extra, message):
@@ -87,14 +86,32 @@ def test_help_lists_the_monitor_options(capsys):
 
 
 def test_a_model_online_probes_cannot_run_in_is_refused_with_the_reason(tokenizer):
-    from types import SimpleNamespace
-
+    from eas.backends.hf.backend import HFBackend
     from eas.cli.common import UsageError
     from eas.cli.online import check_online_backend
     from eas.testing.models import make_tiny_llama
 
-    model = make_tiny_llama(len(tokenizer))
-    assert check_online_backend(SimpleNamespace(model=model)).model is model
-    model.config._attn_implementation = "flash_attention_2"  # takes no 4-D mask
+    backend = HFBackend(make_tiny_llama(len(tokenizer)), tokenizer)
+    assert check_online_backend(backend) is backend
+    backend.model.config._attn_implementation = "flash_attention_2"  # takes no 4-D mask
     with pytest.raises(UsageError, match="online probes do not support attention implementation 'flash_attention_2'"):
-        check_online_backend(SimpleNamespace(model=model))
+        check_online_backend(backend)
+
+
+def test_online_backends_are_asked_for_their_capability_not_their_attributes(tokenizer):
+    from types import SimpleNamespace
+
+    from eas.backends.base import capabilities
+    from eas.backends.openai.backend import OpenAIBackend
+    from eas.cli.common import UsageError
+    from eas.cli.online import check_online_backend
+    from eas.config import ServerConfig
+
+    server = OpenAIBackend("m", tokenizer, ServerConfig(base_url="http://127.0.0.1:9/v1"))
+    assert capabilities(server) == {"streamed"}
+    assert check_online_backend(server) is server  # eas sample: the server controller
+    with pytest.raises(UsageError, match="eas study --online probes inside the decoding loop: use --backend hf"):
+        check_online_backend(server, server_ok=False)
+    with pytest.raises(UsageError, match="need an in-process model"):
+        check_online_backend(SimpleNamespace(model=object()))  # an attribute named model is no capability
+    server.close()

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from eas.backends.watch import StreamedBackend, WatchedBackend
 from eas.config import SamplingConfig
 from eas.records import Record
 
@@ -178,10 +179,15 @@ class FeatureBackend(Protocol):
         ...
 
 
-# Optional capabilities an estimator may require (``Estimator.requires``), and what gives them.
-CAPABILITIES = {"features": "the model's hidden states, which only the in-process hf backend gives (--backend hf)"}
+# Optional capabilities a caller may require (an estimator's ``requires``, online sampling), and what gives them.
+CAPABILITIES = {
+    "features": "the model's hidden states, which only the in-process hf backend gives (--backend hf)",
+    "watched": "probes inside the decoding loop of an in-process model (--backend hf)",
+    "streamed": "a streamed generation with a probe request per position (a server: --backend openai)",
+}
 
 
 def capabilities(backend: Any) -> frozenset[str]:
     """The optional capabilities (keys of ``CAPABILITIES``) a loaded backend has."""
-    return frozenset({"features"} if isinstance(backend, FeatureBackend) else ())
+    kinds = {"features": FeatureBackend, "watched": WatchedBackend, "streamed": StreamedBackend}
+    return frozenset(name for name, proto in kinds.items() if isinstance(backend, proto))

@@ -105,7 +105,7 @@ class BackendSpec:
         return fingerprint(self.resolved())
 
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"features"} if self.backend == "hf" else ())
+        return frozenset({"features", "watched"} if self.backend == "hf" else {"streamed"})
 
     def load(self) -> Backend:
         """The backend (``InputError`` naming the model when it cannot be loaded or reached)."""

@@ -15,7 +15,10 @@ per-batch monitor, ``eas.sampling.online``):
    needs (stratified probing draws them only once T is known), and their values.
 
 Nothing here imports torch: the types are plain numbers, so a server-side controller
-(which sees text and top-K log-probs, not tensors) can drive the same watch.
+(which sees text and top-K log-probs, not tensors) drives the same watch: a
+``StreamedBackend`` (the openai backend) streams a generation token by token
+(``stream_completion``) and answers one probe request per position (``probe``), and
+``eas.sampling.online.server`` plays the decoding loop's part.
 """
 
 from __future__ import annotations
@@ -36,11 +39,16 @@ class Probe:
         top_prob: ``max_v P(v | C_t)``: the probability of the forced answer's most likely
             first token (DEER-style confidence).
         tracked: probabilities of the watch's tracked token ids, in order.
+        bound: top-K probes only (a server): the most the K tokens' missing tail can add, so
+            the exact H_t lies in ``[entropy, entropy + bound]``; None when ``entropy`` is exact.
+        topk_mass: top-K probes only: the probability mass of the K tokens returned.
     """
 
     entropy: float
     top_prob: float
     tracked: tuple[float, ...] = ()
+    bound: float | None = None
+    topk_mass: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,16 +59,17 @@ class Emitted:
         row: the row's index in the batch (prompt i, sample k: ``i * n + k``).
         token: the token id.
         logprob: natural-log probability of the token under the model's own (untempered)
-            distribution at that step.
-        entropy: entropy in bits of that distribution.
+            distribution at that step; None when the runtime does not give it.
+        entropy: entropy in bits of that distribution; None when the runtime does not give it
+            (a server gives top-K log-probs, not the whole distribution).
         forced: the token was forced or decoded greedily after a stop (the answer phase).
         eos: the token ends the sample (an end-of-sequence id); it is not part of the text.
     """
 
     row: int
     token: int
-    logprob: float
-    entropy: float
+    logprob: float | None
+    entropy: float | None
     forced: bool = False
     eos: bool = False
 
@@ -104,4 +113,59 @@ class WatchedBackend(Protocol):
         one batch, seeded by ``batch_index`` as ``Backend.sample`` seeds that batch, reporting to
         ``watch``; yields the step number after every step (so a caller can stream). Rows are
         ``i * n + k``."""
+        ...
+
+
+@runtime_checkable
+class WatchRefusals(Protocol):
+    """A ``WatchedBackend`` that can say beforehand why its model cannot be watched (the hf backend)."""
+
+    def watch_unsupported_reason(self) -> str | None:
+        """Why online probes cannot run in this model's decoding loop (an attention kernel
+        that takes no mask, layers that cannot be re-masked), or None."""
+        ...
+
+
+@dataclass(frozen=True)
+class StreamToken:
+    """One token of a streamed generation (a server).
+
+    Attributes:
+        token: its id.
+        text: its text as the server sent it.
+        logprob: natural-log probability the server gave it (its untempered distribution),
+            or None when it gave none.
+    """
+
+    token: int
+    text: str
+    logprob: float | None
+
+
+class TokenStream(Protocol):
+    """A generation in flight: iterate for its tokens; ``finish_reason`` once exhausted
+    (``"stop"``: an end token or stop string, ``"length"``: the budget); ``close`` abandons it."""
+
+    finish_reason: str | None
+
+    def __iter__(self) -> Iterator[StreamToken]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamedBackend(Protocol):
+    """A backend that streams a generation and answers probe requests (a server: the openai backend)."""
+
+    def stream_completion(
+        self, prompt_ids: Sequence[int], max_tokens: int, config: SamplingConfig | None, seed: int | None
+    ) -> TokenStream:
+        """Start generating after ``prompt_ids`` (token ids, so a probe sees exactly these):
+        sampled with ``config``'s temperature and top-p and ``seed``, or greedily when ``config``
+        is None; at most ``max_tokens`` tokens. ``ValueError`` (one line) when the server
+        cannot be driven this way (it takes no token-id prompts, its stream has no ids)."""
+        ...
+
+    def probe_ids(self, ids: Sequence[int]) -> Probe:
+        """The forced-answer probe after ``ids`` (prompt + x_1..x_t + trigger): one request."""
         ...

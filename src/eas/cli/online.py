@@ -20,7 +20,7 @@ MONITOR_FIELDS = ("probe_every", "stop", "answer_tokens", "trajectory")
 def add_monitor_args(p: argparse.ArgumentParser) -> None:
     """``--monitor``, ``--stop``, ``--probe-every``, ``--answer-tokens``, ``--trajectory`` and
     the trigger/end/probe-seed they use (``eas sample``)."""
-    g = p.add_argument_group("online EAS (monitored sampling, in-process models)")
+    g = p.add_argument_group("online EAS (monitored sampling; --backend openai: top-K probes by request)")
     g.add_argument(
         "--monitor",
         action="store_true",
@@ -42,8 +42,6 @@ def monitor_from_args(args: argparse.Namespace) -> tuple[EASConfig, MonitorConfi
     """``(EASConfig, MonitorConfig)`` of the options, or None when not monitoring; bad values -> ``UsageError``."""
     if not monitoring(args):
         return None
-    if getattr(args, "backend", "hf") != "hf":
-        raise UsageError("--monitor/--stop/--probe-every/--trajectory probe inside the decoding loop: use --backend hf")
     monitor = options.build(MonitorConfig, args)
     eas = options.build(EASConfig, args, probe_stride=monitor.probe_every)
     if monitor.stop:
@@ -66,14 +64,25 @@ def add_online_study_arg(g: Any) -> None:
     )
 
 
-def check_online_backend(backend: Any) -> Any:
-    """The backend, if online probes can run in its model's decoding loop; else a ``UsageError``
-    with the reason (an attention kernel that takes no mask, a layer type that cannot be re-masked)."""
-    model = getattr(backend, "model", None)
-    if model is not None:
-        from eas.backends.hf.online import online_unsupported_reason
+def check_online_backend(backend: Any, server_ok: bool = True) -> Any:
+    """The backend, if it can sample with online probes; else a ``UsageError`` with the reason.
 
-        reason = online_unsupported_reason(model)
+    Asked through the backend's capabilities (``eas.backends.base.capabilities``): an
+    in-process model probes inside its decoding loop (``watched``; it may still refuse, e.g.
+    an attention kernel that takes no mask), a server is driven by the controller
+    (``streamed``), which ``eas study --online`` does not use (``server_ok=False``).
+    """
+    from eas.backends.base import capabilities
+    from eas.backends.watch import WatchRefusals
+
+    found = capabilities(backend)
+    if "watched" in found:
+        reason = backend.watch_unsupported_reason() if isinstance(backend, WatchRefusals) else None
         if reason:
             raise UsageError(f"online probes do not support {reason}")
-    return backend
+        return backend
+    if "streamed" in found:
+        if not server_ok:
+            raise UsageError("eas study --online probes inside the decoding loop: use --backend hf")
+        return backend
+    raise UsageError("online probes need an in-process model (--backend hf) or a server (--backend openai)")

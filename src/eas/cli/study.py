@@ -92,15 +92,33 @@ def _check_out_file(path: str, suffix: str) -> None:
 def cmd_sample(args: argparse.Namespace) -> int:
     require_study_extra()
     passive_openmp()
-    from eas.answers import AnswerMatcher
-    from eas.sampling.sample import sample_file
-
     _check_out_file(args.out, ".jsonl")
     sampling, modes = sampling_from_args(args), extract_modes(args)
     monitored = monitor_from_args(args)
     questions = load_questions(args.questions, args.question_field)
     backend = backend_loader(args)  # checked now, before OUT's run store exists; loaded when needed
-    summary = sample_file(
+    from eas.backends.openai.client import ServerError
+
+    try:
+        summary = _sample_file(args, questions, backend, sampling, modes, monitored)
+    except ServerError as exc:
+        raise UsageError(f"the server failed: {exc} (the batches already written are kept; rerun to resume)") from None
+    except ValueError as exc:
+        if monitored is None or getattr(args, "backend", "hf") != "openai":
+            raise
+        raise UsageError(str(exc)) from None  # a server the controller cannot drive (eas.sampling.online.server)
+    state = "already complete: " if summary.already_complete else ""
+    log.info("%s%d samples -> %s", state, summary.rows, args.out)
+    return EXIT_OK
+
+
+def _sample_file(
+    args: argparse.Namespace, questions: Any, backend: Any, sampling: Any, modes: Any, monitored: Any
+) -> Any:
+    from eas.answers import AnswerMatcher
+    from eas.sampling.sample import sample_file
+
+    return sample_file(
         questions,
         args.out,
         (lambda: check_online_backend(backend())) if monitored else backend,
@@ -113,9 +131,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         **({} if monitored is None else {"eas": monitored[0], "monitor": monitored[1]}),
     )
-    state = "already complete: " if summary.already_complete else ""
-    log.info("%s%d samples -> %s", state, summary.rows, args.out)
-    return EXIT_OK
 
 
 # --- eas study / demo ----------------------------------------------------------------------
@@ -150,7 +165,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.out}: exists and is not a folder")
     backend = load_model_backend(args)
     if args.online:
-        backend = check_online_backend(backend)
+        backend = check_online_backend(backend, server_ok=False)
     result = run_study(questions, backend, config, args.out, shots, dataset=args.questions, progress=not args.quiet)
     _print_result(result, time.monotonic() - started)
     return EXIT_OK

@@ -1,10 +1,9 @@
 """In-process transformers backend: exact full-vocabulary entropies, packed probes.
 
-The model's body (embeddings, decoder layers, final norm) runs in the loaded dtype up to
-the final hidden states; the LM head is applied in float32 by ``hf_head.Float32Head`` to
-the rows whose distributions are needed only (one row per probe, the response rows of
-the prefill), a block of rows at a time, so full-vocabulary logits never exist for a
-whole segment and the entropies do not depend on the rounding of logits.
+The model's body (embeddings, decoder layers, final norm) runs in the loaded dtype up to the final hidden states;
+the LM head is applied in float32 by ``hf_head.Float32Head`` to the rows whose distributions are needed only (one
+row per probe, the response rows of the prefill), a block of rows at a time, so full-vocabulary logits never exist
+for a whole segment and the entropies do not depend on the rounding of logits.
 
 The packed method (docs/architecture.md, "The core algorithm"):
 
@@ -22,31 +21,27 @@ The packed method (docs/architecture.md, "The core algorithm"):
    position it can see, so attention work shrinks with t instead of spanning the
    whole sequence for every probe.
 
-Sliding-window layers (Gemma 2/3, Mistral-style, gpt-oss) are packed too: their window
-is enforced by the mask alone, so they get the staircase AND the window (counted in
-positions of the probe's own context), per layer type (``hf_masks.LayerMasks``); the
-cache keeps every key on every layer (a sliding cache keeps only W-1, which a
-staircase over the whole context cannot use), in buffers allocated once for the packed
-sequence plus one probe chunk (``hf_cache.buffered_cache``: no ``torch.cat`` growth).
+Sliding-window layers (Gemma 2/3, Mistral-style, gpt-oss) are packed too: their window is enforced by the mask
+alone, so they get the staircase AND the window (counted in positions of the probe's own context), per layer type
+(``hf_masks.LayerMasks``); the cache keeps every key on every layer (a sliding cache keeps only W-1, which a
+staircase over the whole context cannot use), in buffers allocated once for the packed sequence plus one probe chunk
+(``hf_cache.buffered_cache``: no ``torch.cat`` growth).
 
-Attention kernels (``EngineConfig.attention``, recorded by ``describe``): with ``sdpa``
-the masks are dense 4-D booleans (additive floats for eager attention); with ``flex``
-they are FlexAttention block masks built from the same ranges (``hf_flex``), so the
-empty blocks of the staircase and of packed records are skipped. ``auto`` takes flex on
-CUDA. A model loaded with transformers' own ``flex_attention`` is switched to one of
-these (that integration adds a tensor mask to the scores). On a GPU the probe chunks
-are sized from the free memory (``hf_chunks``) and a bfloat16 model's head takes its
-products on the tensor cores (``hf_head``, ``EngineConfig.head``).
+Attention kernels (``EngineConfig.attention``, recorded by ``describe``): with ``sdpa`` the masks are dense 4-D
+booleans (additive floats for eager attention); with ``flex`` they are FlexAttention block masks built from the same
+ranges (``hf_flex``), so the empty blocks of the staircase and of packed records are skipped. ``auto`` takes flex on
+CUDA. A model loaded with transformers' own ``flex_attention`` is switched to one of these (that integration adds a
+tensor mask to the scores). On a GPU the probe chunks are sized from the free memory (``hf_chunks``) and a bfloat16
+model's head takes its products on the tensor cores (``hf_head``, ``EngineConfig.head``).
 
 The naive method runs one forward pass per probe with the model's own masks (on SDPA
 or eager attention); it is the reference the tests use.
 
-Logits that are not finite (an fp16 overflow, a broken checkpoint) raise
-``NonFiniteLogitsError`` with the probe or response position: the record goes to the
-errors file instead of being scored with a made-up number.
+Logits that are not finite (an fp16 overflow, a broken checkpoint) raise ``NonFiniteLogitsError`` with the probe or
+response position: the record goes to the errors file instead of being scored with a made-up number.
 
-Deliberate limits: non-attention layers (state-space, linear attention, chunked
-attention) and flash attention (no 4-D mask) are scored with the naive method only.
+Deliberate limits: non-attention layers (state-space, linear attention, chunked attention) and flash attention (no
+4-D mask) are scored with the naive method only.
 """
 
 from __future__ import annotations
@@ -67,6 +62,7 @@ from eas.backends.hf.generate import DecodeLoop, batch_seed, generate_samples
 from eas.backends.hf.head import Float32Head, check_against_model, resolve_products
 from eas.backends.hf.heap import fix_for_scoring
 from eas.backends.hf.masks import LayerMasks, layer_kinds, masks_unsupported_reason, prefill_mask, staircase_mask
+from eas.backends.hf.online import online_unsupported_reason
 from eas.config import GPU_MAX_PROBE_TOKENS, GPU_MEMORY_FRACTION, EngineConfig, SamplingConfig
 
 log = logging.getLogger(__name__)
@@ -173,6 +169,10 @@ class HFBackend:
         self, prompts: Sequence[str], config: SamplingConfig, *, progress: bool = False, first_batch: int = 0
     ) -> list[list[str]]:
         return generate_samples(self.model, self.tokenizer, prompts, config, progress=progress, first_batch=first_batch)
+
+    def watch_unsupported_reason(self) -> str | None:
+        """Why online probes cannot run in this model's decoding loop, or None (``eas.backends.watch.WatchRefusals``)."""
+        return online_unsupported_reason(self.model)
 
     def decode_watched(
         self, prompts: Sequence[str | Sequence[int]], config: SamplingConfig, watch: Any, batch_index: int = 0

@@ -21,6 +21,10 @@ echoed values are shifted by one position; llama-server ignores ``echo``). Other
 those columns are None. The response tokens' entropies (mean token entropy, HES) are
 not measured by this backend.
 
+The server controller of online EAS (``eas sample --backend openai --monitor``,
+``eas.sampling.online.server``) uses ``stream_completion`` (a streamed generation,
+``eas.backends.openai.stream``) and ``probe_ids`` (one probe request, with its bound).
+
 Deliberate simplifications: a thread pool of blocking httpx calls (``concurrency``
 threads); probes are submitted in order of (record, t) so that a server's prefix cache
 sees each trace grow token by token.
@@ -39,17 +43,25 @@ from eas.backends.base import EncodedRecord, Measurement
 from eas.backends.openai.client import ServerClient, ServerError
 from eas.backends.openai.detect import ServerProfile, detect_profile, fetch_top, probe_request
 from eas.backends.openai.shapes import Key, TopLogprobs, echo_logprobs
-from eas.config import ServerConfig
+from eas.backends.openai.stream import CompletionStream
+from eas.backends.watch import Probe
+from eas.config import SamplingConfig, ServerConfig
 from eas.maths.entropy import topk_entropy_bits, topk_mass, topk_truncation_bound
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OpenAIBackend", "ServerError", "probe_positions"]
+__all__ = ["OpenAIBackend", "ServerError", "probe_positions", "sample_seed"]
 
 
 def probe_positions(batch: Sequence[EncodedRecord]) -> list[tuple[EncodedRecord, int]]:
     """Every (record, t) a batch probes, in order of (record, t): the one place the list is built."""
     return [(e, t) for e in batch for t in e.probe_positions]
+
+
+def sample_seed(config: SamplingConfig, question: int, k: int) -> int:
+    """The server seed of sample ``k`` of question number ``question`` (0-based over the run):
+    ``eas sample`` and the server controller ask for the same samples."""
+    return config.seed * 1_000_003 + question * config.n + k
 
 
 class OpenAIBackend:
@@ -123,10 +135,14 @@ class OpenAIBackend:
 
     # -- one-time detection -------------------------------------------------------------
 
-    def _detect(self, ids: list[int]) -> None:
-        """What the server accepts (``self.profile``), and whether its echo is usable."""
+    def _detect_profile(self, ids: list[int]) -> None:
+        """What the server accepts (``self.profile``), found with a first probe after ``ids``."""
         if self.profile is None:
             self.profile = detect_profile(self.client, self.model, ids, self._text(ids), self.server.top_k)
+
+    def _detect(self, ids: list[int]) -> None:
+        """What the server accepts (``self.profile``), and whether its echo is usable."""
+        self._detect_profile(ids)
         if self.echo_ok is None:
             self.echo_ok = self.profile.route == "completions" and self._echo_consistent(ids)
             if not self.echo_ok:
@@ -176,12 +192,54 @@ class OpenAIBackend:
 
     def probe(self, enc: EncodedRecord, t: int) -> np.ndarray:
         """Top-K natural-log probabilities after probe context t, ``(K',)``, K' <= K (+1)."""
-        ids = enc.probe_context(t)
+        return self.top_logprobs(enc.probe_context(t))
+
+    def top_logprobs(self, ids: list[int]) -> np.ndarray:
+        """Top-K natural-log probabilities after ``ids``, most likely first, ``(K',)``: one request."""
         top, body = self._top(ids)
         n_server = (body.get("usage") or {}).get("prompt_tokens") if isinstance(body, dict) else None
         if isinstance(n_server, int) and n_server != len(ids):
             self.client.count("retokenized_probes")
         return np.sort(np.asarray(list(top.values.values()), dtype=np.float64))[::-1]
+
+    # -- the server controller (``eas.backends.watch.StreamedBackend``) -------------------
+
+    def probe_ids(self, ids: Sequence[int]) -> Probe:
+        """The forced-answer probe after ``ids``: one request, the top-K entropy and its bound."""
+        self._detect_profile(list(ids))
+        lp = self.top_logprobs(list(ids))
+        return Probe(
+            float(topk_entropy_bits(lp)),
+            float(np.exp(lp[0])),
+            bound=float(topk_truncation_bound(lp, self.vocab_size)),
+            topk_mass=float(topk_mass(lp)),
+        )
+
+    def stream_completion(
+        self, prompt_ids: Sequence[int], max_tokens: int, config: SamplingConfig | None, seed: int | None
+    ) -> CompletionStream:
+        """A streamed generation after ``prompt_ids`` (token ids), sampled by ``config`` or greedy."""
+        ids = list(prompt_ids)
+        # Detected on the first token alone: a server that caches prompts (llama-server) then
+        # evaluates this prompt whole, as for an unmonitored request, not from a cached prefix
+        # (which rounds differently and can change the sample).
+        self._detect_profile(ids[:1])
+        profile = self.profile
+        if profile is None or profile.prompt_mode != "ids" or profile.route != "completions":
+            why = "takes no token-id prompts" if profile and profile.prompt_mode != "ids" else "answers on /generate"
+            raise ValueError(
+                f"the server controller needs token-id prompts on /completions (a probe must see exactly the "
+                f"tokens generated), and this server {why}: use llama-server or vLLM"
+            )
+        payload: dict[str, Any] = {"model": self.model, "prompt": ids, "max_tokens": max_tokens, "stream": True}
+        payload |= {"logprobs": 1, "temperature": 0}
+        if config is not None:
+            payload |= {"temperature": config.temperature, "top_p": config.top_p}
+        if seed is not None:
+            payload["seed"] = seed
+        if profile.token_id_keys:
+            payload["return_tokens_as_token_ids"] = True
+        return CompletionStream(self.client, "/completions", payload)
 
     def measure_probes(self, probes: Sequence[tuple[EncodedRecord, int]]) -> list[np.ndarray]:
         """Top-K log-probs of each (record, t), submitted to the pool in the given order."""
@@ -213,7 +271,7 @@ class OpenAIBackend:
                 "max_tokens": config.max_new_tokens,
                 "temperature": config.temperature,
                 "top_p": config.top_p,
-                "seed": config.seed * 1_000_003 + (first_question + i) * config.n + k,
+                "seed": sample_seed(config, first_question + i, k),
             }
             body = self.client.post("/completions", payload)
             try:

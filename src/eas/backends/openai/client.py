@@ -11,11 +11,13 @@ by the CLI unless ``--verbose``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from eas.backends.openai.shapes import error_message
@@ -69,7 +71,10 @@ class ServerClient:
         key = os.environ.get(server.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        limits = httpx.Limits(max_connections=server.concurrency, max_keepalive_connections=server.concurrency)
+        # One connection more than the request threads: a streamed generation (the online
+        # controller) holds one while its probes are sent beside it.
+        n = server.concurrency + 1
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
         self._client = httpx.Client(
             base_url=server.base_url.rstrip("/"), headers=headers, timeout=server.timeout_s, limits=limits
         )
@@ -135,5 +140,47 @@ class ServerClient:
             self.backoff(attempt, retry_after)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @contextlib.contextmanager
+    def stream_lines(self, path: str, payload: dict[str, Any]) -> Iterator[Iterator[str]]:
+        """POST ``path`` and yield the answer's lines as they come (server-sent events).
+
+        Opening the stream is retried like ``post`` (no answer, a transient status); a
+        refusal raises ``ServerError`` with the server's message, and so does a stream that
+        breaks once lines were read (it is never resumed: the caller decides). Leaving the
+        block closes the connection, which tells the server to stop generating.
+        """
+        httpx = require_httpx()
+        for attempt in range(self.server.max_retries + 1):
+            self.count("requests")
+            status: int | None = None
+            opened = False
+            try:
+                with self._client.stream("POST", path, json=payload) as resp:
+                    status = resp.status_code
+                    if status == 200:
+                        opened = True
+                        yield _lines(resp, httpx)
+                        return
+                    message = error_message(resp.read().decode(errors="replace"))
+                    why = f"HTTP {status}: {message}"
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if opened:  # the caller's own fault inside the block, or closing: not a retry
+                    raise
+                why, message = f"{type(exc).__name__}: {exc}", ""
+            if status is not None and status not in RETRY_STATUS:
+                raise ServerError(why, status, message)
+            if attempt == self.server.max_retries:
+                raise ServerError(f"gave up after {attempt + 1} attempts; last: {why}", status, message)
+            self.count("retries")
+            self.backoff(attempt)
+
     def close(self) -> None:
         self._client.close()
+
+
+def _lines(resp: Any, httpx: Any) -> Iterator[str]:
+    """The lines of a streamed answer; a transport fault mid-stream is a ``ServerError``."""
+    try:
+        yield from resp.iter_lines()
+    except (httpx.TimeoutException, httpx.TransportError) as exc:
+        raise ServerError(f"the stream broke: {type(exc).__name__}: {exc}") from None

@@ -9,6 +9,12 @@ else from the generated tokens' own text pieces. When it does not re-tokenize th
 
 A sample stopped by a rule covers t = 1 .. t_stop (the reasoning up to the stop: the
 area so far); its answer is the forced one.
+
+A server's sample (``topk``: top-K probes) also gets the columns of ``eas score --backend
+openai``: ``eas`` is then the top-K lower value and the exact EAS lies in ``[eas, eas +
+eas_bound]`` (``min_topk_mass``; with the curve ``trajectory_bound`` and
+``trajectory_topk_mass``); the token figures a server cannot give (the entropies of the
+response tokens: ``mean_token_entropy``, ``hes``) are None.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import numpy as np
 
 from eas.answers import last_boxed_span
 from eas.backends.watch import Probe
-from eas.maths.metrics import record_figures
+from eas.maths.metrics import record_figures, topk_figures
 from eas.maths.stratified import ProbePlan
 from eas.sampling.online.text import IncrementalText
 
@@ -45,9 +51,16 @@ class OnlineSample:
     answer_text: str | None = None
     plan: ProbePlan | None = None
     located: dict[str, Any] = field(default_factory=dict)
+    topk: bool = False  # probes are top-K (a server): the row gets the bound columns
 
 
 FIGURES = ("eas", "eas_se", "mean_eas", "n_probes", "n_probes_run", "final_entropy")
+TOPK_FIGURES = ("eas_bound", "min_topk_mass")
+
+
+def _known(values: list[float | None]) -> np.ndarray | None:
+    """The values as an array, or None when the runtime did not give every one (a server)."""
+    return None if any(v is None for v in values) else np.asarray(values, dtype=np.float64)
 
 
 def _end_char(response: str, end: str) -> int:
@@ -110,7 +123,7 @@ def online_row(tokenizer: Any, sample: OnlineSample, setup: OnlineSetup) -> dict
         "retokenizes": sample.located.get("retokenizes"),
     }
     monitor, eas = setup.monitor, setup.eas
-    lp, ent = np.asarray(sample.logprobs), np.asarray(sample.entropies)
+    lp, ent = _known(sample.logprobs), _known(sample.entropies)
     plan = sample.plan
     error = sample.located.get("error")
     h = np.asarray([sample.probes[t].entropy for t in plan.positions]) if plan is not None else np.zeros(0)
@@ -118,8 +131,13 @@ def online_row(tokenizer: Any, sample: OnlineSample, setup: OnlineSetup) -> dict
         error = f"non-finite logits at probe t={plan.positions[int(np.flatnonzero(~np.isfinite(h))[0])]}"
     weights = np.asarray(plan.weights) if plan is not None and monitor.probe_every > 1 else None
     figures = record_figures(h, lp, ent, eas.hes_fraction, probe_weights=weights)
+    if sample.topk:
+        probes = [sample.probes[t] for t in plan.positions] if plan is not None else []
+        bounds = np.asarray([p.bound for p in probes], dtype=np.float64)
+        masses = np.asarray([p.topk_mass for p in probes], dtype=np.float64)
+        figures.update(topk_figures(bounds, masses, weights))
     if error is not None:
-        figures.update(dict.fromkeys(FIGURES))
+        figures.update(dict.fromkeys(FIGURES + (TOPK_FIGURES if sample.topk else ())))
         row["eas_error"] = error
     row.update(figures)
     row["probe_stride"] = monitor.probe_every
@@ -129,6 +147,9 @@ def online_row(tokenizer: Any, sample: OnlineSample, setup: OnlineSetup) -> dict
         row["trajectory"] = [float(x) for x in h]
         if monitor.probe_every > 1:
             row["trajectory_t"] = list(plan.positions)
+        if sample.topk:
+            row["trajectory_bound"] = [float(sample.probes[t].bound) for t in plan.positions]  # type: ignore[arg-type]
+            row["trajectory_topk_mass"] = [float(sample.probes[t].topk_mass) for t in plan.positions]  # type: ignore[arg-type]
         row["token_spans"] = [list(s) for s in _spans(tokenizer, sample)]
     if eas.track_tokens and error is None and plan is not None:
         row["option_probs"] = {

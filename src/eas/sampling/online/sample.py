@@ -3,7 +3,9 @@
 The batches, prompts and seeds are those of ``eas.sampling.sample.sample_questions``
 (``batch_size // n`` questions a batch, the generator seeded by the batch index), so
 without a stop rule the responses are those of an unmonitored run. Each row also holds
-the figures ``eas score`` would give its text (``eas.sampling.online.rows``).
+the figures ``eas score`` would give its text (``eas.sampling.online.rows``). A server
+(a ``StreamedBackend``) is driven by ``eas.sampling.online.server`` instead, sample by
+sample, with the seeds of ``eas sample --backend openai``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eas.backends.watch import WatchedBackend
+from eas.backends.watch import StreamedBackend, WatchedBackend
 from eas.config import EASConfig, MonitorConfig, SamplingConfig
 from eas.maths.stratified import record_seed
 from eas.progress import progress_bar
@@ -83,7 +85,13 @@ def _batch_rows(
 ) -> list[dict[str, Any]]:
     """The rows of one sampler batch (its questions' n samples each), as ``sample_questions`` lays them out."""
     prompts = [build_prompt(backend.tokenizer, q, fewshot) for q in group]
-    online = monitor_batch(backend, prompts, sampling, setup, b)
+    if isinstance(backend, StreamedBackend):  # a server: the controller, sample by sample
+        from eas.sampling.online.server import server_rows
+
+        first_question = b * max(1, sampling.batch_size // sampling.n)
+        online = server_rows(backend, prompts, sampling, setup, first_question)
+    else:
+        online = monitor_batch(backend, prompts, sampling, setup, b)
     rows = []
     for i, (q, prompt) in enumerate(zip(group, prompts, strict=True)):
         for k in range(sampling.n):

@@ -12,11 +12,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from eas.backends.openai.backend import sample_seed
 from eas.backends.prompts import render_prompt
+from eas.backends.watch import StreamedBackend
 from eas.config import EASConfig, MonitorConfig, SamplingConfig
 from eas.sampling.online.monitor import BatchMonitor, TokenEvent
 from eas.sampling.online.rows import online_row
 from eas.sampling.online.sample import batch_probe_seed, require_watched
+from eas.sampling.online.server import drive_server
 from eas.sampling.online.setup import online_setup
 
 
@@ -26,7 +29,7 @@ class OnlineStream:
     def __init__(
         self, backend: Any, prompt_text: str, sampling: SamplingConfig, eas: EASConfig, monitor: MonitorConfig
     ):
-        self.backend = require_watched(backend)
+        self.backend = backend if isinstance(backend, StreamedBackend) else require_watched(backend)
         self.tokenizer = backend.tokenizer
         self.setup = online_setup(self.tokenizer, eas, monitor)
         self.prompt, self.sampling = prompt_text, sampling
@@ -35,7 +38,11 @@ class OnlineStream:
     def __iter__(self) -> Iterator[TokenEvent]:
         seed = batch_probe_seed(self.setup.eas.probe_seed, 0)
         watch = BatchMonitor(self.tokenizer, 1, self.setup, seed, self.sampling.max_new_tokens)
-        for _ in self.backend.decode_watched([self.prompt], self.sampling, watch, 0):
+        if isinstance(self.backend, StreamedBackend):  # a server: the controller (eas.sampling.online.server)
+            steps = drive_server(self.backend, self.prompt, self.sampling, watch, sample_seed(self.sampling, 0, 0))
+        else:
+            steps = self.backend.decode_watched([self.prompt], self.sampling, watch, 0)
+        for _ in steps:
             yield from watch.events
             watch.events.clear()
         yield from watch.events
@@ -54,7 +61,9 @@ def stream(
     """Sample one answer to ``prompt``, yielding each token with H_t and the area so far.
 
     Args:
-        backend: an in-process backend (``load_backend("embedded")`` or any hf model).
+        backend: an in-process backend (``load_backend("embedded")`` or any hf model), or a
+            server (``load_backend(..., backend="openai")``: top-K probes by request,
+            ``eas.sampling.online.server``).
         prompt: the user's message; rendered with the chat template when
             ``eas.use_chat_template`` (the default), else used as the prompt text.
         sampling: temperature, top-p, budget and seed (``n`` is set to 1).
