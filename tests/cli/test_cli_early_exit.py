@@ -18,8 +18,24 @@ COMMON = ["-n", "2", "--max-new-tokens", "8", "--temperature", "1.0", "--no-fews
 def test_early_exit_writes_the_report_and_prints_the_table(tmp_path, tiny_dir, tokenizer, capsys):
     q = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
     out = tmp_path / "ee"
-    argv = ["-q", "early-exit", str(q), "--out", str(out), "--model", str(tiny_dir), *COMMON,
-            "--rule", "budget", "--sweep", "3,6", "--rule", "plateau:w=2,min_tokens=0", "--sweep", "h=30"]  # fmt: skip
+    argv = [
+        "-q",
+        "early-exit",
+        str(q),
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_dir),
+        *COMMON,
+        "--rule",
+        "budget",
+        "--sweep",
+        "3,6",
+        "--rule",
+        "plateau:w=2,min_tokens=0",
+        "--sweep",
+        "h=30",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| budget | n=3 | 100.0 % |" in printed and "| budget | n=6 | 100.0 % |" in printed

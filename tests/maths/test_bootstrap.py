@@ -57,9 +57,12 @@ def test_interval_covers_the_true_difference_about_as_often_as_it_says():
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(([1], [1, 2], ["a"]), "one entry per sample"), (([], [], []), "no samples"),
-     (([1], [1], ["a"], 10, 1.5), "confidence")],
-)  # fmt: skip
+    [
+        (([1], [1, 2], ["a"]), "one entry per sample"),
+        (([], [], []), "no samples"),
+        (([1], [1], ["a"], 10, 1.5), "confidence"),
+    ],
+)
 def test_bad_input_is_refused(args, message):
     with pytest.raises(ValueError, match=message):
         paired_bootstrap(*args)

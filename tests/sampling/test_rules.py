@@ -147,8 +147,11 @@ def test_a_sweep_sets_the_rules_threshold_or_a_named_setting():
     assert parse_sweep("eat", "m=2, 3") == [EAT(m=2), EAT(m=3)]
     assert parse_sweep("budget:n=7", None) == [Budget(n=7)]
     assert {name: cls.swept for name, cls in RULES.items()} == {
-        "budget": "n", "confidence": "p", "eat": "delta", "plateau": "h"
-    }  # fmt: skip
+        "budget": "n",
+        "confidence": "p",
+        "eat": "delta",
+        "plateau": "h",
+    }
     for spec, sweep, message in [
         ("eat", "x=1", "has no setting 'x'"),
         ("budget", "0", "n must be >= 1"),

@@ -17,8 +17,9 @@ ARMS = ("budget:n=4", "plateau:h=20.0,w=3,min_tokens=5,mean=False", "plateau:h=0
 
 def _config(n=1, batch_size=1, arms=ARMS, **monitor):
     sampling = SamplingConfig(n=n, max_new_tokens=10, temperature=1.0, batch_size=batch_size, seed=3)
-    return EarlyExitConfig(arms=arms, sampling=sampling, eas=EASConfig(end="response"),
-                           monitor=MonitorConfig(answer_tokens=4, **monitor))  # fmt: skip
+    return EarlyExitConfig(
+        arms=arms, sampling=sampling, eas=EASConfig(end="response"), monitor=MonitorConfig(answer_tokens=4, **monitor)
+    )
 
 
 def test_each_exit_is_the_monitored_run_with_that_stop_rule(tiny_model, tokenizer, tmp_path):
@@ -49,8 +50,14 @@ def test_each_exit_is_the_monitored_run_with_that_stop_rule(tiny_model, tokenize
 def test_summary_against_a_hand_count(tmp_path):
     runs = []
     for q, (full_ok, exit_ok, full_tok, exit_tok) in enumerate([(1, 1, 100, 40), (0, 1, 80, 80), (1, 0, 60, 30)]):
-        exits = [{"arm": "budget:n=40", "stopped_at": 40 if exit_tok < full_tok else None, "tokens": exit_tok,
-                  "correct": bool(exit_ok)}]  # fmt: skip
+        exits = [
+            {
+                "arm": "budget:n=40",
+                "stopped_at": 40 if exit_tok < full_tok else None,
+                "tokens": exit_tok,
+                "correct": bool(exit_ok),
+            }
+        ]
         runs.append({"question_id": f"q{q}", "correct": bool(full_ok), "tokens_generated": full_tok, "exits": exits})
     full, arm = summary_rows(runs, resamples=500)
     assert full["arm"] == "full" and full["accuracy"] == pytest.approx(2 / 3) and full["tokens"] == 80

@@ -61,8 +61,9 @@ def cmd_early_exit(args: argparse.Namespace) -> int:
         raise UsageError(f"{out}: exists and is not a folder")
     monitor = options.build(MonitorConfig, args)
     eas = options.build(EASConfig, args)
-    config = options.build(EarlyExitConfig, args, arms=arms_from_args(args), sampling=sampling_from_args(args),
-                           eas=eas, monitor=monitor)  # fmt: skip
+    config = options.build(
+        EarlyExitConfig, args, arms=arms_from_args(args), sampling=sampling_from_args(args), eas=eas, monitor=monitor
+    )
     questions = load_questions(args.questions, args.question_field)
     backend = backend_loader(args)
     summary = run_early_exit(

@@ -38,8 +38,9 @@ def recorded_steps(sample: OnlineSample) -> list[Step]:
             raise ValueError(f"no probe at t={t}: replay needs a probe at every token (probe_every 1)")
         piece = pieces[t - 1]
         area += probe.entropy
-        steps.append(Step(t, ids[t - 1], piece, text + piece, probe.entropy, probe.top_prob, area,
-                          is_boundary(text, piece)))  # fmt: skip
+        steps.append(
+            Step(t, ids[t - 1], piece, text + piece, probe.entropy, probe.top_prob, area, is_boundary(text, piece))
+        )
         text += piece
     return steps
 

@@ -42,8 +42,18 @@ def table_cells(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     for r, on_front in zip(rows, front, strict=True):
         setting = "" if r["arm"] == FULL else f"{r['setting']}={r['value']}"
         saved = "" if r["arm"] == FULL else f"{r['saved']:.1f} ({r['saved_pct']:.1f} %)"
-        cells.append([r["rule"], setting, _pct(r["stopped"]), _pct(r["accuracy"]), _diff(r), f"{r['tokens']:.1f}",
-                      saved, "yes" if on_front else ""])  # fmt: skip
+        cells.append(
+            [
+                r["rule"],
+                setting,
+                _pct(r["stopped"]),
+                _pct(r["accuracy"]),
+                _diff(r),
+                f"{r['tokens']:.1f}",
+                saved,
+                "yes" if on_front else "",
+            ]
+        )
     return cells
 
 
@@ -68,11 +78,24 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]]) -> Any:
         for r in arm:
             if r["stopped"] == 0:  # never fired: the full run's point, unlabelled
                 continue
-            ax.annotate(str(r["value"]), (r["tokens"], 100 * r["accuracy"]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)  # fmt: skip
+            ax.annotate(
+                str(r["value"]),
+                (r["tokens"], 100 * r["accuracy"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
     front = [r for r, on in zip(rows, pareto_front(rows), strict=True) if on]
-    ax.scatter([r["tokens"] for r in front], [100 * r["accuracy"] for r in front], s=160, facecolors="none",
-               edgecolors="tab:red", linewidths=1.5, label="Pareto front", zorder=4)  # fmt: skip
+    ax.scatter(
+        [r["tokens"] for r in front],
+        [100 * r["accuracy"] for r in front],
+        s=160,
+        facecolors="none",
+        edgecolors="tab:red",
+        linewidths=1.5,
+        label="Pareto front",
+        zorder=4,
+    )
     ax.set_xlabel("mean tokens per sample (forced answer included)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{full['questions']} questions, {full['samples']} samples")

@@ -44,8 +44,13 @@ def question_keys(questions: Sequence[Question]) -> list[tuple[Any, str]]:
     return [(q.id, fingerprint([q.question, q.answer, q.choices])) for q in questions]
 
 
-def run_settings(config: EarlyExitConfig, questions: Sequence[Question], fewshot: Sequence[FewShot],
-                 extract: Sequence[str], backend: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def run_settings(
+    config: EarlyExitConfig,
+    questions: Sequence[Question],
+    fewshot: Sequence[FewShot],
+    extract: Sequence[str],
+    backend: dict[str, Any],
+) -> dict[str, Any]:
     """Everything that decides the run's numbers (the run store refuses a rerun with others)."""
     return {
         "arms": list(config.arms),
@@ -180,13 +185,26 @@ def _prefix(prompt: str, sample: OnlineSample, t: int) -> Prefix:
     return Prefix(prompt, tuple(sample.reasoning.ids[:t]), "".join(sample.reasoning.pieces[:t]))
 
 
-def _exit_row(tokenizer: Any, full: dict[str, Any], sample: OnlineSample, stop: tuple[int, str] | None,
-              answers: dict[tuple[int, int], ForcedAnswer]) -> dict[str, Any]:  # fmt: skip
+def _exit_row(
+    tokenizer: Any,
+    full: dict[str, Any],
+    sample: OnlineSample,
+    stop: tuple[int, str] | None,
+    answers: dict[tuple[int, int], ForcedAnswer],
+) -> dict[str, Any]:
     """One arm's exit of one sample (the full run's answer and tokens when the rule never fired)."""
     if stop is None:
-        return {"id": full["id"], "question_id": full["question_id"], "stopped_at": None, "stop_reason": None,
-                "tokens": full["tokens_generated"], "area_at_stop": None, "final_answer": None,
-                "extracted": full["extracted"], "correct": full["correct"]}  # fmt: skip
+        return {
+            "id": full["id"],
+            "question_id": full["question_id"],
+            "stopped_at": None,
+            "stop_reason": None,
+            "tokens": full["tokens_generated"],
+            "area_at_stop": None,
+            "final_answer": None,
+            "extracted": full["extracted"],
+            "correct": full["correct"],
+        }
     t, reason = stop
     forced = answers[(sample.row, t)]
     ids = list(sample.reasoning.ids[:t]) + list(forced.forced_ids) + list(forced.answer_ids)

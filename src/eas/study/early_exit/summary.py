@@ -25,8 +25,24 @@ from eas.maths.bootstrap import paired_bootstrap
 from eas.sampling.rules import parse_rule
 
 FULL = "full"
-COLUMNS = ("arm", "rule", "setting", "value", "samples", "questions", "stopped", "accuracy", "full_accuracy",
-           "difference", "difference_low", "difference_high", "tokens", "full_tokens", "saved", "saved_pct")  # fmt: skip
+COLUMNS = (
+    "arm",
+    "rule",
+    "setting",
+    "value",
+    "samples",
+    "questions",
+    "stopped",
+    "accuracy",
+    "full_accuracy",
+    "difference",
+    "difference_low",
+    "difference_high",
+    "tokens",
+    "full_tokens",
+    "saved",
+    "saved_pct",
+)
 
 
 def _swept(spec: str) -> tuple[str, str, Any]:
@@ -45,11 +61,26 @@ def summary_rows(
     qids = [str(r["question_id"]) for r in runs]
     full_ok = np.asarray([bool(r["correct"]) for r in runs], dtype=float)
     full_tok = np.asarray([r["tokens_generated"] for r in runs], dtype=float)
-    base = {"samples": len(runs), "questions": len(set(qids)), "full_accuracy": float(full_ok.mean()),
-            "full_tokens": float(full_tok.mean())}  # fmt: skip
-    rows = [{**dict.fromkeys(COLUMNS), **base, "arm": FULL, "rule": FULL, "stopped": 0.0,
-             "accuracy": float(full_ok.mean()), "difference": 0.0, "tokens": float(full_tok.mean()),
-             "saved": 0.0, "saved_pct": 0.0}]  # fmt: skip
+    base = {
+        "samples": len(runs),
+        "questions": len(set(qids)),
+        "full_accuracy": float(full_ok.mean()),
+        "full_tokens": float(full_tok.mean()),
+    }
+    rows = [
+        {
+            **dict.fromkeys(COLUMNS),
+            **base,
+            "arm": FULL,
+            "rule": FULL,
+            "stopped": 0.0,
+            "accuracy": float(full_ok.mean()),
+            "difference": 0.0,
+            "tokens": float(full_tok.mean()),
+            "saved": 0.0,
+            "saved_pct": 0.0,
+        }
+    ]
     arms = [e["arm"] for e in runs[0]["exits"]]
     for a, spec in enumerate(arms):
         exits = [r["exits"][a] for r in runs]
@@ -59,14 +90,23 @@ def summary_rows(
         tok = np.asarray([e["tokens"] for e in exits], dtype=float)
         diff = paired_bootstrap(ok, full_ok, qids, resamples, confidence, seed)
         rule, key, value = _swept(spec)
-        rows.append({
-            **base, "arm": spec, "rule": rule, "setting": key, "value": value,
-            "stopped": float(np.mean([e["stopped_at"] is not None for e in exits])),
-            "accuracy": float(ok.mean()), "difference": diff.difference,
-            "difference_low": diff.low, "difference_high": diff.high,
-            "tokens": float(tok.mean()), "saved": float(full_tok.mean() - tok.mean()),
-            "saved_pct": float(100 * (1 - tok.sum() / full_tok.sum())) if full_tok.sum() else float("nan"),
-        })  # fmt: skip
+        rows.append(
+            {
+                **base,
+                "arm": spec,
+                "rule": rule,
+                "setting": key,
+                "value": value,
+                "stopped": float(np.mean([e["stopped_at"] is not None for e in exits])),
+                "accuracy": float(ok.mean()),
+                "difference": diff.difference,
+                "difference_low": diff.low,
+                "difference_high": diff.high,
+                "tokens": float(tok.mean()),
+                "saved": float(full_tok.mean() - tok.mean()),
+                "saved_pct": float(100 * (1 - tok.sum() / full_tok.sum())) if full_tok.sum() else float("nan"),
+            }
+        )
     return rows
 
 
@@ -76,9 +116,10 @@ def pareto_front(rows: Sequence[Mapping[str, Any]]) -> list[bool]:
     out = []
     for r in rows:
         dominated = any(
-            o["tokens"] <= r["tokens"] and o["accuracy"] >= r["accuracy"]
+            o["tokens"] <= r["tokens"]
+            and o["accuracy"] >= r["accuracy"]
             and (o["tokens"] < r["tokens"] or o["accuracy"] > r["accuracy"])
             for o in rows
-        )  # fmt: skip
+        )
         out.append(not dominated)
     return out
