@@ -121,3 +121,30 @@ def test_monitored_samples_equal_the_unmonitored_ones(tmp_path):
     assert len({r["response"] for r in plain}) > 1  # each sample has its own seed
     assert all(r["online"] and r["probe_stride"] == 1 and r["eas_bound"] > 0 for r in every)
     assert all(r["probe_stride"] == 2 and r["n_probes_run"] < r["n_probes"] for r in every2 if r["n_probes"] > 3)
+
+
+def test_early_exit_through_the_server_equals_its_stopped_runs(tmp_path):
+    """``eas early-exit --backend openai`` (full runs replayed) against ``eas sample --backend openai
+    --stop`` of the same arm and seeds, each on a fresh server: the same stops, tokens and forced answers."""
+    from eas.cli import main
+    from eas.testing.llama_server import native_llama_server
+
+    questions = write_jsonl(
+        tmp_path / "q.jsonl", [{"id": f"q{i}", "question": f"What is {i} + 3?", "answer": str(i + 3)} for i in range(2)]
+    )
+    common = ["--model", "embedded", "--backend", "openai", "-n", "1", "--max-new-tokens", "16", "--seed", "2"]
+    common += ["--concurrency", "1", "--answer-tokens", "8", "--no-fewshot"]
+    with native_llama_server(n_ctx=4096, n_threads=1, n_parallel=2) as url:
+        out = tmp_path / "ee"
+        argv = ["-q", "early-exit", str(questions), "--out", str(out), "--base-url", url, *common]
+        assert main([*argv, "--rule", "budget", "--sweep", "5", "--rule", "plateau:h=0.01,w=2,min_tokens=0"]) == 0
+    with native_llama_server(n_ctx=4096, n_threads=1, n_parallel=2) as url:
+        live = tmp_path / "live.jsonl"
+        argv = ["-q", "sample", str(questions), "--out", str(live), "--base-url", url, *common, "--stop", "budget:n=5"]
+        assert main(argv) == 0
+    runs, stopped = read_jsonl(out / "runs.jsonl"), read_jsonl(live)
+    for run, row in zip(runs, stopped, strict=True):
+        budget, never = run["exits"]
+        assert budget["stopped_at"] == row["stopped_at"] == 5 and never["stopped_at"] is None
+        assert budget["tokens"] == row["tokens_generated"] and budget["final_answer"] == row["final_answer"]
+        assert never["tokens"] == run["tokens_generated"]

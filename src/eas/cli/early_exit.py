@@ -13,7 +13,15 @@ import logging
 from pathlib import Path
 
 from eas.cli import options
-from eas.cli.common import EXIT_OK, UsageError, add_model_args, backend_loader, model_options, sampling_from_args
+from eas.cli.common import (
+    EXIT_OK,
+    UsageError,
+    add_backend_args,
+    add_model_args,
+    backend_loader,
+    backend_spec,
+    sampling_from_args,
+)
 from eas.cli.online import check_online_backend
 from eas.cli.study import add_question_args, extract_modes, fewshot_from_args, require_study_extra
 from eas.config import EASConfig, MonitorConfig
@@ -53,7 +61,6 @@ def cmd_early_exit(args: argparse.Namespace) -> int:
     require_study_extra()
     passive_openmp()
     from eas.answers import AnswerMatcher
-    from eas.backends.spec import BackendSpec
     from eas.study.early_exit import RUNS, markdown_table, run_early_exit, summary_rows, write_report
 
     out = Path(args.out)
@@ -74,7 +81,7 @@ def cmd_early_exit(args: argparse.Namespace) -> int:
         fewshot=fewshot_from_args(args),
         extract=extract_modes(args),
         matcher=AnswerMatcher(args.verify_timeout_s),
-        backend_settings=BackendSpec(args.model, **model_options(args).kwargs()).resolved(),  # dtype, device, ...
+        backend_settings=backend_spec(args, None).resolved(),  # as resolved here: dtype, device, server, ...
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
@@ -110,7 +117,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "pareto.png (tokens against accuracy), report.md and report.html; prints the table: per arm the "
         "share stopped, accuracy, its difference to the full run with a paired bootstrap interval over "
         "questions, mean tokens and tokens saved. Resumable: rerun the same command after a crash. "
-        "In-process models only (a transformers model or the embedded one; not a server).",
+        "With --backend openai the full runs and forced answers go through an OpenAI-compatible server "
+        "(llama-server -np 2: streamed generation, one top-K probe request a token; docs/online.md).",
         epilog=EXAMPLES,
     )
     p.add_argument("questions", help="questions, .jsonl (id, question, answer, optional choices)")
@@ -135,5 +143,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     options.add_fields(g, EASConfig, ("trigger",))
     options.add_fields(g, EarlyExitConfig, ("resamples", "confidence", "bootstrap_seed"))
     add_model_args(p)
+    add_backend_args(p, ray=False)
     add_question_args(p)
     p.set_defaults(func=cmd_early_exit)

@@ -7,7 +7,8 @@ end-of-thinking ids (unless the reasoning already closed it) and the trigger, th
 decoding until the trigger's brace closes, an end token, or ``answer_tokens`` tokens, as
 ``eas.sampling.online.monitor`` decodes it in the loop. Here every prefix is prefilled
 whole (one batch of token-id prompts through the backend's ``decode_watched``), so the
-logits differ from the loop's token-by-token ones only by float rounding.
+logits differ from the loop's token-by-token ones only by float rounding. On a server
+each prefix is one greedy streamed request (``eas.sampling.online.server``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from eas.backends.prompts import text_prompt_ids
-from eas.backends.watch import Emitted, Probe
+from eas.backends.watch import Emitted, Probe, StreamedBackend
 from eas.config import SamplingConfig
 from eas.sampling.online.monitor import answer_so_far
 from eas.sampling.online.setup import THINK_END, OnlineSetup
@@ -97,12 +98,23 @@ def forced_answers(
     """The forced answer after each prefix, in order.
 
     Args:
-        backend: a ``WatchedBackend`` (the hf backend).
+        backend: a ``WatchedBackend`` (the hf backend), or a server (``StreamedBackend``:
+            one greedy stream per prefix, its prefix cache reused).
         setup: the monitored run's ids and settings (trigger, end of thinking, answer budget).
         prefixes: the stops.
         batch_size: prefixes decoded per batch.
     """
     tokenizer = backend.tokenizer
+    if isinstance(backend, StreamedBackend):  # a server: one greedy stream per prefix
+        from eas.sampling.online.server import server_forced_answer
+
+        out = []
+        for p in prefixes:
+            forced = forced_ids(setup, p.reasoning_text)
+            context = text_prompt_ids(tokenizer, p.prompt) + list(p.reasoning_ids) + list(forced)
+            ids, text = server_forced_answer(backend, setup, context)
+            out.append(ForcedAnswer(forced, tuple(ids), text))
+        return out
     config = SamplingConfig(
         n=1, temperature=0.0, max_new_tokens=setup.monitor.answer_tokens, batch_size=max(1, batch_size)
     )

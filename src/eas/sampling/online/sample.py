@@ -18,7 +18,7 @@ from eas.config import EASConfig, MonitorConfig, SamplingConfig
 from eas.maths.stratified import record_seed
 from eas.progress import progress_bar
 from eas.sampling.online.monitor import BatchMonitor
-from eas.sampling.online.rows import online_row
+from eas.sampling.online.rows import OnlineSample, online_row
 from eas.sampling.online.setup import OnlineSetup, online_setup
 from eas.sampling.questions import FewShot, Question, build_prompt
 
@@ -38,17 +38,39 @@ def require_watched(backend: Any) -> WatchedBackend:
     return backend
 
 
-def monitor_batch(
+def require_online(backend: Any) -> Any:
+    """The backend, if online probes can run on it (in its decoding loop, or a server the controller
+    streams and probes); else a one-line ``ValueError``."""
+    if not isinstance(backend, (WatchedBackend, StreamedBackend)):
+        raise ValueError("online EAS needs an in-process model (--backend hf) or an OpenAI-compatible server")
+    return backend
+
+
+def monitored_samples(
     backend: Any, prompts: Sequence[str], sampling: SamplingConfig, setup: OnlineSetup, batch_index: int
-) -> list[dict[str, Any]]:
-    """Decode one batch under a ``BatchMonitor``; one online row per sample (row ``i * n + k``)."""
+) -> list[OnlineSample]:
+    """The finished samples of one sampler batch (sample ``i * n + k``): decoded under a
+    ``BatchMonitor`` in-process, or, on a server, by the controller sample by sample."""
+    if isinstance(backend, StreamedBackend):
+        from eas.sampling.online.server import server_samples
+
+        first_question = batch_index * max(1, sampling.batch_size // sampling.n)
+        return server_samples(backend, prompts, sampling, setup, first_question)
     watched = require_watched(backend)
     n_rows = len(prompts) * sampling.n
     seed = batch_probe_seed(setup.eas.probe_seed, batch_index)
     monitor = BatchMonitor(backend.tokenizer, n_rows, setup, seed, sampling.max_new_tokens)
     for _ in watched.decode_watched(prompts, sampling, monitor, batch_index):
         monitor.events.clear()
-    return [online_row(backend.tokenizer, monitor.finished[r], setup) for r in range(n_rows)]
+    return [monitor.finished[r] for r in range(n_rows)]
+
+
+def monitor_batch(
+    backend: Any, prompts: Sequence[str], sampling: SamplingConfig, setup: OnlineSetup, batch_index: int
+) -> list[dict[str, Any]]:
+    """One online row per sample of one sampler batch (row ``i * n + k``)."""
+    samples = monitored_samples(backend, prompts, sampling, setup, batch_index)
+    return [online_row(backend.tokenizer, s, setup) for s in samples]
 
 
 def sample_questions_online(
@@ -85,13 +107,7 @@ def _batch_rows(
 ) -> list[dict[str, Any]]:
     """The rows of one sampler batch (its questions' n samples each), as ``sample_questions`` lays them out."""
     prompts = [build_prompt(backend.tokenizer, q, fewshot) for q in group]
-    if isinstance(backend, StreamedBackend):  # a server: the controller, sample by sample
-        from eas.sampling.online.server import server_rows
-
-        first_question = b * max(1, sampling.batch_size // sampling.n)
-        online = server_rows(backend, prompts, sampling, setup, first_question)
-    else:
-        online = monitor_batch(backend, prompts, sampling, setup, b)
+    online = monitor_batch(backend, prompts, sampling, setup, b)
     rows = []
     for i, (q, prompt) in enumerate(zip(group, prompts, strict=True)):
         for k in range(sampling.n):

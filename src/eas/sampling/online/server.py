@@ -36,11 +36,11 @@ from eas.backends.prompts import text_prompt_ids
 from eas.backends.watch import Emitted, StreamedBackend, StreamToken
 from eas.config import SamplingConfig
 from eas.maths.stratified import record_seed
-from eas.sampling.online.monitor import BatchMonitor
-from eas.sampling.online.rows import online_row
+from eas.sampling.online.monitor import BatchMonitor, answer_so_far
+from eas.sampling.online.rows import OnlineSample
 from eas.sampling.online.setup import OnlineSetup
 
-__all__ = ["drive_server", "require_streamed", "server_rows"]
+__all__ = ["drive_server", "require_streamed", "server_forced_answer", "server_samples"]
 
 
 def require_streamed(backend: Any) -> StreamedBackend:
@@ -130,12 +130,12 @@ def server_plan_seed(probe_seed: int, question: int, k: int) -> int:
     return record_seed(["online-server", int(question), int(k)], probe_seed)
 
 
-def server_rows(
+def server_samples(
     backend: Any, prompts: Sequence[str], sampling: SamplingConfig, setup: OnlineSetup, first_question: int
-) -> list[dict[str, Any]]:
-    """``sampling.n`` monitored samples of each prompt text on the server, one after the other;
-    one online row per sample (row ``i * n + k``), with the seeds of ``eas sample --backend openai``."""
-    rows = []
+) -> list[OnlineSample]:
+    """``sampling.n`` monitored samples of each prompt text on the server, one after the other
+    (sample ``i * n + k``), with the seeds of ``eas sample --backend openai``."""
+    samples = []
     for i, prompt in enumerate(prompts):
         for k in range(sampling.n):
             q = first_question + i
@@ -144,5 +144,25 @@ def server_rows(
             )
             for _ in drive_server(backend, prompt, sampling, watch, sample_seed(sampling, q, k)):
                 watch.events.clear()
-            rows.append(online_row(backend.tokenizer, watch.finished[0], setup))
-    return rows
+            sample = watch.finished[0]
+            sample.row = i * sampling.n + k
+            samples.append(sample)
+    return samples
+
+
+def server_forced_answer(backend: Any, setup: OnlineSetup, context: Sequence[int]) -> tuple[list[int], str]:
+    """The greedy answer after ``context`` (prompt, reasoning kept, end of thinking, trigger: token ids)
+    on the server: ``(answer ids, answer text)``, cut where the trigger's brace closes, at an end token,
+    or after ``answer_tokens``, as the in-process forced answer."""
+    server = require_streamed(backend)
+    tokenizer, ids, text = backend.tokenizer, [], ""
+    with server.stream_completion(list(context), setup.monitor.answer_tokens, None, None) as answer:
+        for tok in answer:
+            end = _ends(tokenizer, tok)
+            ids.append(tok.token)
+            text, complete = answer_so_far(tokenizer.decode(ids, skip_special_tokens=True), setup.trigger_open_braces)
+            if complete or end:
+                return ids, text.strip()
+    if answer.finish_reason == "stop":
+        ids.append(_eos_id(tokenizer))
+    return ids, text.strip()

@@ -2,7 +2,8 @@
 forced answers of the stops, all graded; one part per sampler batch, so a killed run resumes.
 
 For each sampler batch (the batches and seeds of ``eas sample``): the questions' n samples
-are decoded with a probe after every token and no stop (``BatchMonitor``), which gives the
+are decoded with a probe after every token and no stop (``monitored_samples``: a
+``BatchMonitor`` in-process, or the server controller), which gives the
 full generation, its EAS and, at every step, what a stop rule reads. Each arm's rule is
 replayed on those steps (``eas.sampling.online.replay``): where it stops at t, the exit's
 answer is the one a monitored run would force there (``eas.sampling.online.forced``), so
@@ -23,10 +24,9 @@ from typing import Any
 
 from eas.answers import AnswerMatcher
 from eas.sampling.online.forced import ForcedAnswer, Prefix, forced_answers
-from eas.sampling.online.monitor import BatchMonitor
 from eas.sampling.online.replay import first_stop, recorded_steps
 from eas.sampling.online.rows import OnlineSample, online_row
-from eas.sampling.online.sample import batch_probe_seed, require_watched
+from eas.sampling.online.sample import monitored_samples, require_online
 from eas.sampling.online.setup import OnlineSetup, online_setup
 from eas.sampling.questions import FewShot, Question, build_prompt
 from eas.sampling.rules import StopRule, parse_rule
@@ -85,7 +85,8 @@ def run_early_exit(
     Args:
         questions: the questions (id, question, answer, optional choices).
         out_dir: the output folder (created).
-        backend: an in-process backend (``WatchedBackend``), or a callable that loads one
+        backend: an in-process backend (``WatchedBackend``) or a server (``StreamedBackend``,
+            the controller of ``eas.sampling.online.server``), or a callable that loads one
             (called only when some batch is still to run).
         config: the arms, sampling and forced-answer settings.
         fewshot, extract, matcher: the prompts' examples and the grading, as ``eas sample``.
@@ -114,7 +115,7 @@ def run_early_exit(
             indices.append(b)
             if not store.is_done(b, keys):
                 if not loaded:  # loaded only when some batch is still to run
-                    loaded.append(require_watched(_loaded(backend)))
+                    loaded.append(require_online(_loaded(backend)))
                 rows = _batch_rows(loaded[0], group, config, arms, fewshot, b, extract, matcher)
                 store.write_part(b, keys, rows, [])
             bar.update(len(group))
@@ -142,12 +143,7 @@ def _batch_rows(
     setup = online_setup(tokenizer, config.eas, config.monitor)
     prompts = [build_prompt(tokenizer, q, fewshot) for q in group]
     n_rows = len(prompts) * sampling.n
-    monitor = BatchMonitor(
-        tokenizer, n_rows, setup, batch_probe_seed(config.eas.probe_seed, b), sampling.max_new_tokens
-    )
-    for _ in backend.decode_watched(prompts, sampling, monitor, b):
-        monitor.events.clear()
-    samples = [monitor.finished[r] for r in range(n_rows)]
+    samples = monitored_samples(backend, prompts, sampling, setup, b)
     full = grade_samples(group, [_full_row(tokenizer, group, s, setup, sampling.n) for s in samples], extract, matcher)
     stops = [[first_stop(rule, recorded_steps(s)) for rule in arms] for s in samples]
     wanted = sorted({(r, stop[0]) for r, per_arm in enumerate(stops) for stop in per_arm if stop is not None})
