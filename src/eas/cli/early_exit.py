@@ -8,7 +8,6 @@ and writes the report; it prints the table.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -61,6 +60,7 @@ def cmd_early_exit(args: argparse.Namespace) -> int:
     require_study_extra()
     passive_openmp()
     from eas.answers import AnswerMatcher
+    from eas.storage.files import read_table
     from eas.study.early_exit import RUNS, markdown_table, run_early_exit, summary_rows, write_report
 
     out = Path(args.out)
@@ -85,7 +85,7 @@ def cmd_early_exit(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    runs = [json.loads(line) for line in (out / RUNS).read_text(encoding="utf-8").splitlines() if line.strip()]
+    runs = read_table(out / RUNS)
     rows = summary_rows(runs, config.resamples, config.confidence, config.bootstrap_seed)
     settings = {
         "questions": str(args.questions),

@@ -25,6 +25,12 @@ from eas.storage.files import check_output_path, errors_path, write_results
 from eas.storage.parts import PartStore, RunSummary, fingerprint, read_manifest
 
 
+def loaded_backend(backend: Backend | Callable[[], Backend]) -> Backend:
+    """The backend, or what the loader gives (a backend has ``measure``; a loader does not):
+    a run loads its model only when some batch is still to run."""
+    return backend() if callable(backend) and not hasattr(backend, "measure") else backend  # type: ignore[return-value]
+
+
 def sample_questions(
     questions: Sequence[Question],
     backend: Backend,
@@ -131,7 +137,7 @@ def sample_file(
             indices.append(b)
             if not store.is_done(b, keys):
                 if not made:
-                    made.append(backend() if callable(backend) and not hasattr(backend, "measure") else backend)
+                    made.append(loaded_backend(backend))
                 if monitor is not None:
                     from eas.sampling.online import sample_questions_online
 

@@ -90,7 +90,7 @@ def _summary(table: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     }
 
 
-def _settings_lines(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+def settings_lines(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(k, v if isinstance(v, str) else dumps(v, default=str)) for k, v in settings.items()]
 
 
@@ -106,7 +106,7 @@ def render_markdown(
     if traces is not None:
         out += [f"Every question token by token, sorted by EAS: [{md_cell(traces)}]({traces})", ""]
     out += ["## Settings", ""]
-    out += [f"- **{md_cell(k)}**: {md_cell(v, 400)}" for k, v in _settings_lines(settings)]
+    out += [f"- **{md_cell(k)}**: {md_cell(v, 400)}" for k, v in settings_lines(settings)]
     out += ["", "## Summary", ""] + [f"- {k}: {v}" for k, v in _summary(table).items()]
     out += ["", "## Correlations", ""]
     for ref in ("answer_entropy", "correctness_entropy"):
@@ -173,7 +173,7 @@ def render_html(
         parts.append(f'<p>Every question token by token, sorted by EAS: <a href="{esc(traces)}">{esc(traces)}</a></p>')
     parts += [
         "<h2>Settings</h2>",
-        html_table(["setting", "value"], _settings_lines(settings)),
+        html_table(["setting", "value"], settings_lines(settings)),
     ]
     parts += ["<h2>Summary</h2>", html_table(["", ""], list(_summary(table).items()))]
     parts += ["<h2>Correlations</h2>", "<p>AUROC and PRR: the metric predicting a wrong sample-0 answer.</p>"]

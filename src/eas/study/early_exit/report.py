@@ -13,10 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eas.storage.jsontext import dumps
 from eas.study.early_exit.summary import COLUMNS, FULL, pareto_front
 from eas.study.plots import new_figure, save
-from eas.study.report import esc, figure_html, html_page, html_table, md_cell
+from eas.study.report import esc, figure_html, html_page, html_table, md_cell, settings_lines
 
 TITLE = "Early exit on the online EAS curve"
 FIGURE = "pareto.png"
@@ -117,15 +116,11 @@ def _notes(rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> li
     ]
 
 
-def _settings_items(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [(k, v if isinstance(v, str) else dumps(v, default=str)) for k, v in settings.items()]
-
-
 def render_markdown(rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> str:
     out = [f"# {TITLE}", "", markdown_table(rows), ""]
     out += [f"- {md_cell(n, 400)}" for n in _notes(rows, settings)]
     out += ["", f"![tokens against accuracy]({FIGURE})", "", "## Settings", ""]
-    out += [f"- **{md_cell(k)}**: {md_cell(v, 400)}" for k, v in _settings_items(settings)]
+    out += [f"- **{md_cell(k)}**: {md_cell(v, 400)}" for k, v in settings_lines(settings)]
     return "\n".join(out) + "\n"
 
 
@@ -133,7 +128,7 @@ def render_html(rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any], 
     parts = [f"<h1>{TITLE}</h1>", html_table(HEAD, table_cells(rows))]
     parts += ["<ul>" + "".join(f"<li>{esc(n)}</li>" for n in _notes(rows, settings)) + "</ul>"]
     parts += [figure_html("tokens against accuracy (Pareto front ringed)", figure)]
-    parts += ["<h2>Settings</h2>", html_table(["setting", "value"], _settings_items(settings))]
+    parts += ["<h2>Settings</h2>", html_table(["setting", "value"], settings_lines(settings))]
     return html_page(TITLE, parts)
 
 

@@ -30,7 +30,7 @@ from eas.sampling.online.sample import monitored_samples, require_online
 from eas.sampling.online.setup import OnlineSetup, online_setup
 from eas.sampling.questions import FewShot, Question, build_prompt
 from eas.sampling.rules import StopRule, parse_rule
-from eas.sampling.sample import grade_samples
+from eas.sampling.sample import grade_samples, loaded_backend
 from eas.storage.files import errors_path, write_results
 from eas.storage.parts import PartStore, RunSummary, fingerprint, read_manifest
 from eas.study.early_exit.config import EarlyExitConfig
@@ -114,22 +114,19 @@ def run_early_exit(
             keys = question_keys(group)
             indices.append(b)
             if not store.is_done(b, keys):
-                if not loaded:  # loaded only when some batch is still to run
-                    loaded.append(require_online(_loaded(backend)))
-                rows = _batch_rows(loaded[0], group, config, arms, fewshot, b, extract, matcher)
+                if not loaded:  # loaded only when some batch is still to run; its ids built once
+                    model = require_online(loaded_backend(backend))
+                    loaded += [model, online_setup(model.tokenizer, config.eas, config.monitor)]
+                rows = _batch_rows(loaded[0], loaded[1], group, config, arms, fewshot, b, extract, matcher)
                 store.write_part(b, keys, rows, [])
             bar.update(len(group))
     counts = store.finish(indices, write_results, errors_path(out / RUNS), {"questions": len(questions)})
     return RunSummary(counts["rows"], counts["errors"])
 
 
-def _loaded(backend: Any) -> Any:
-    """The backend, or what the loader gives (a backend has ``measure``; a loader does not)."""
-    return backend() if callable(backend) and not hasattr(backend, "measure") else backend
-
-
 def _batch_rows(
     backend: Any,
+    setup: OnlineSetup,
     group: list[Question],
     config: EarlyExitConfig,
     arms: Sequence[StopRule],
@@ -140,7 +137,6 @@ def _batch_rows(
 ) -> list[dict[str, Any]]:
     """One sampler batch: the full runs, each arm's stop replayed on them, the forced answers, the grades."""
     tokenizer, sampling = backend.tokenizer, config.sampling
-    setup = online_setup(tokenizer, config.eas, config.monitor)
     prompts = [build_prompt(tokenizer, q, fewshot) for q in group]
     n_rows = len(prompts) * sampling.n
     samples = monitored_samples(backend, prompts, sampling, setup, b)
