@@ -133,7 +133,7 @@ def test_early_exit_through_the_server_equals_its_stopped_runs(tmp_path):
         tmp_path / "q.jsonl", [{"id": f"q{i}", "question": f"What is {i} + 3?", "answer": str(i + 3)} for i in range(2)]
     )
     common = ["--model", "embedded", "--backend", "openai", "-n", "1", "--max-new-tokens", "16", "--seed", "2"]
-    common += ["--concurrency", "1", "--answer-tokens", "8", "--no-fewshot"]
+    common += ["--concurrency", "1", "--answer-tokens", "8", "--no-fewshot", "--end", "response"]
     with native_llama_server(n_ctx=4096, n_threads=1, n_parallel=2) as url:
         out = tmp_path / "ee"
         argv = ["-q", "early-exit", str(questions), "--out", str(out), "--base-url", url, *common]
@@ -148,3 +148,4 @@ def test_early_exit_through_the_server_equals_its_stopped_runs(tmp_path):
         assert budget["stopped_at"] == row["stopped_at"] == 5 and never["stopped_at"] is None
         assert budget["tokens"] == row["tokens_generated"] and budget["final_answer"] == row["final_answer"]
         assert never["tokens"] == run["tokens_generated"]
+        assert run["eas_bound"] > 0  # a top-K lower value carries its bound

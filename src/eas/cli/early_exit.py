@@ -140,7 +140,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "KEY=... for another setting): one arm per value; repeat once per --rule, in order",
     )
     options.add_fields(g, MonitorConfig, ("answer_tokens", "end_of_thinking"))
-    options.add_fields(g, EASConfig, ("trigger",))
+    options.add_fields(g, EASConfig, ("trigger", "end"))
     options.add_fields(g, EarlyExitConfig, ("resamples", "confidence", "bootstrap_seed"))
     add_model_args(p)
     add_backend_args(p, ray=False)

@@ -166,6 +166,8 @@ def _full_row(
     online = online_row(tokenizer, sample, setup)
     row = {"id": f"{q.id}/{sample.row % n}", "question_id": q.id, "sample": sample.row % n, "answer": q.answer}
     row.update({k: online[k] for k in FULL_COLUMNS})
+    if "eas_bound" in online:  # a server's top-K value: the exact EAS lies in [eas, eas + eas_bound]
+        row["eas_bound"] = online["eas_bound"]
     row["question"], row["exits"] = q.question, []
     if q.choices:
         row["choices"] = list(q.choices)
