@@ -104,6 +104,21 @@ def cmd_early_exit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _rules_help() -> str:
+    """Every registered rule with its settings (from the registry, so a new rule shows up)."""
+    import dataclasses
+
+    from eas.sampling.rules import RULES
+
+    return ", ".join(f"{n} ({', '.join(f.name for f in dataclasses.fields(c))})" for n, c in RULES.items())
+
+
+def _swept_help() -> str:
+    from eas.sampling.rules import RULES
+
+    return ", ".join(f"{n} {c.swept}" for n, c in RULES.items())
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``early-exit``."""
     p = sub.add_parser(
@@ -129,15 +144,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--rule",
         action="append",
         metavar="RULE",
-        help="a stop rule, NAME[:k=v,...]: plateau (h, w, min_tokens, mean), eat (alpha, delta, m), confidence "
-        "(p, min_tokens), budget (n); repeat for more rules",
+        help=f"a stop rule, NAME[:k=v,...]: {_rules_help()}; repeat for more rules",
     )
     g.add_argument(
         "--sweep",
         action="append",
         metavar="[KEY=]V1,V2,...",
-        help="the values of the matching --rule's threshold (plateau h, eat delta, confidence p, budget n; or "
-        "KEY=... for another setting): one arm per value; repeat once per --rule, in order",
+        help=f"the values of the matching --rule's threshold ({_swept_help()}; or KEY=... for another setting): "
+        "one arm per value; repeat once per --rule, in order",
     )
     options.add_fields(g, MonitorConfig, ("answer_tokens", "end_of_thinking"))
     options.add_fields(g, EASConfig, ("trigger", "end"))
